@@ -1,0 +1,412 @@
+//! Adapter factories and the [`Registry`] that builds a [`Client`] from a [`Config`] profile.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::api::*;
+use crate::config::{Config, Profile, ProviderConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::layers::fallback::{
+    FallbackChat, FallbackForecaster, FallbackRecommender, FallbackSearcher,
+};
+
+/// What a factory gets to build one provider.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// The provider's own section.
+    pub provider: &'a ProviderConfig,
+    /// The whole config (e.g. for the `[catalog]` section).
+    pub config: &'a Config,
+}
+
+impl<'a> BuildContext<'a> {
+    /// A context for building `provider` within `config`.
+    pub fn new(provider: &'a ProviderConfig, config: &'a Config) -> Self {
+        BuildContext { provider, config }
+    }
+}
+
+/// Builds providers of one kind (`rules`, `openai`, ...) from their config section.
+///
+/// Adapter crates export one; applications register it in a [`Registry`].
+#[async_trait]
+pub trait AdapterFactory: Send + Sync + 'static {
+    /// The `kind` value this factory handles.
+    fn kind(&self) -> &str;
+    /// What a provider with this section would offer, without building it (used by
+    /// validation). Errors name the bad key.
+    fn capabilities(&self, cfg: &ProviderConfig) -> Result<Capabilities>;
+    /// Builds the provider. Errors name the bad key.
+    async fn build(&self, ctx: BuildContext<'_>) -> Result<Arc<dyn Provider>>;
+}
+
+/// The set of adapter kinds an application can configure.
+///
+/// ```
+/// use merchant_ai::Registry;
+/// let registry = Registry::new(); // .with(merchant_ai_rules::factory())
+/// assert!(registry.kinds().is_empty());
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    factories: BTreeMap<String, Arc<dyn AdapterFactory>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("kinds", &self.kinds())
+            .finish()
+    }
+}
+
+/// One provider of a route, as the route table shows it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteEntry {
+    /// The configured name.
+    pub provider: String,
+    /// The adapter kind.
+    pub kind: String,
+    /// The vendor region, if any.
+    pub region: Option<String>,
+    /// The jurisdiction data is processed in, if remote.
+    pub jurisdiction: Option<String>,
+    /// Whether data leaves the process.
+    pub data_leaves_process: bool,
+}
+
+/// The routes of a profile: per capability, the providers in fallback order.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RouteTable {
+    /// The profile.
+    pub profile: String,
+    /// Per capability, the ordered route.
+    pub routes: BTreeMap<Capability, Vec<RouteEntry>>,
+}
+
+impl fmt::Display for RouteTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "profile {}", self.profile)?;
+        for c in Capability::ALL {
+            let Some(route) = self.routes.get(&c) else {
+                writeln!(f, "  {:<10} (no route)", c.as_str())?;
+                continue;
+            };
+            let parts: Vec<String> = route
+                .iter()
+                .map(|e| {
+                    let place = if e.data_leaves_process {
+                        format!(
+                            "remote {}",
+                            e.region
+                                .clone()
+                                .or(e.jurisdiction.clone())
+                                .unwrap_or_else(|| "?".into())
+                        )
+                    } else {
+                        "in-process".into()
+                    };
+                    format!("{} ({}, {place})", e.provider, e.kind)
+                })
+                .collect();
+            writeln!(f, "  {:<10} {}", c.as_str(), parts.join(" -> "))?;
+        }
+        Ok(())
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a factory (replacing one of the same kind).
+    #[must_use]
+    pub fn with(mut self, factory: impl AdapterFactory) -> Self {
+        self.register(Arc::new(factory));
+        self
+    }
+
+    /// Adds a factory (replacing one of the same kind).
+    pub fn register(&mut self, factory: Arc<dyn AdapterFactory>) {
+        self.factories.insert(factory.kind().to_owned(), factory);
+    }
+
+    /// The registered kinds, sorted.
+    pub fn kinds(&self) -> Vec<String> {
+        self.factories.keys().cloned().collect()
+    }
+
+    fn factory(&self, cfg: &ProviderConfig) -> Result<&Arc<dyn AdapterFactory>> {
+        self.factories.get(cfg.kind()).ok_or_else(|| {
+            Error::config(format!(
+                "{}: unknown provider kind {:?} (registered kinds: {})",
+                cfg.key_path("kind"),
+                cfg.kind(),
+                if self.factories.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.kinds().join(", ")
+                }
+            ))
+        })
+    }
+
+    /// Checks a profile against the registered adapters without building anything: every kind
+    /// is registered, every provider of a route has that capability, every secret variable
+    /// is set. All problems are reported at once, each naming its key path.
+    pub fn validate<'c>(&self, config: &'c Config, profile: Option<&str>) -> Result<&'c Profile> {
+        let profile = config.profile(profile)?;
+        let mut problems = Vec::new();
+        let mut used: Vec<&str> = profile
+            .routes()
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut caps: BTreeMap<&str, Capabilities> = BTreeMap::new();
+        for name in used {
+            let Some(cfg) = config.provider(name) else {
+                problems.push(format!("provider {name:?} is not defined"));
+                continue;
+            };
+            let factory = match self.factory(cfg) {
+                Ok(f) => f,
+                Err(e) => {
+                    problems.push(e.message().to_owned());
+                    continue;
+                }
+            };
+            match factory.capabilities(cfg) {
+                Ok(c) => {
+                    caps.insert(name, c);
+                }
+                Err(e) => problems.push(e.message().to_owned()),
+            }
+            for (key, var) in cfg.secret_env_keys() {
+                if cfg.env().get(&var).is_none_or(|v| v.is_empty()) {
+                    problems.push(format!(
+                        "{}: environment variable {var} is not set",
+                        cfg.key_path(&key)
+                    ));
+                }
+            }
+        }
+        for (cap, route) in profile.routes() {
+            for (i, name) in route.iter().enumerate() {
+                if let Some(c) = caps.get(name.as_str())
+                    && !c.has(*cap)
+                {
+                    problems.push(format!(
+                        "profiles.{}.routes.{cap}[{i}]: provider {name:?} (kind {}) does not offer {cap}",
+                        profile.name(),
+                        config.provider(name).map_or("?", |p| p.kind()),
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(profile)
+        } else {
+            Err(Error::config(problems.join("; ")))
+        }
+    }
+
+    /// Validates the profile, builds each provider it uses once, and wires one fallback chain
+    /// per capability.
+    pub async fn build(&self, config: &Config, profile: Option<&str>) -> Result<Client> {
+        let profile = self.validate(config, profile)?;
+        let mut providers: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+        for route in profile.routes().values() {
+            for name in route {
+                if providers.contains_key(name) {
+                    continue;
+                }
+                let cfg = config.provider(name).expect("validated");
+                let factory = self.factory(cfg)?;
+                let p = factory
+                    .build(BuildContext::new(cfg, config))
+                    .await
+                    .map_err(|e| e.context(format!("providers.{name}")))?;
+                providers.insert(name.clone(), p);
+            }
+        }
+        let mut builder = Client::builder(profile.name());
+        for (cap, route) in profile.routes() {
+            let chain: Vec<(String, Arc<dyn Provider>)> = route
+                .iter()
+                .map(|n| (n.clone(), providers[n].clone()))
+                .collect();
+            builder = builder.route(*cap, chain)?;
+        }
+        Ok(builder.build())
+    }
+}
+
+/// The application's handle: one stack per capability, as a profile configured it.
+#[derive(Clone, Debug)]
+pub struct Client {
+    table: RouteTable,
+    searcher: Option<Arc<dyn Searcher>>,
+    recommender: Option<Arc<dyn Recommender>>,
+    chat: Option<Arc<dyn ChatModel>>,
+    forecaster: Option<Arc<dyn Forecaster>>,
+}
+
+/// Builds a [`Client`] in code, without a config file.
+///
+/// ```
+/// # #[cfg(feature = "contract")] {
+/// use merchant_ai::{Client, Capability, contract::ScriptedProvider};
+/// use std::sync::Arc;
+/// let p = Arc::new(ScriptedProvider::new("scripted"));
+/// let client = Client::builder("inline")
+///     .route(Capability::Search, vec![("scripted".into(), p.clone() as _)]).unwrap()
+///     .build();
+/// assert!(client.searcher().is_ok());
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct ClientBuilder {
+    table: RouteTable,
+    searcher: Option<Arc<dyn Searcher>>,
+    recommender: Option<Arc<dyn Recommender>>,
+    chat: Option<Arc<dyn ChatModel>>,
+    forecaster: Option<Arc<dyn Forecaster>>,
+}
+
+fn missing(name: &str, cap: Capability) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("provider {name:?} does not offer {cap}"),
+    )
+    .with_provider(name)
+}
+
+impl ClientBuilder {
+    /// Sets the route of `cap`: providers in fallback order. Each must offer `cap`.
+    pub fn route(
+        mut self,
+        cap: Capability,
+        chain: Vec<(String, Arc<dyn Provider>)>,
+    ) -> Result<Self> {
+        if chain.is_empty() {
+            return Err(Error::config(format!("the route for {cap} is empty")));
+        }
+        let entries = chain
+            .iter()
+            .map(|(n, p)| {
+                let i = p.info();
+                RouteEntry {
+                    provider: n.clone(),
+                    kind: i.kind.clone(),
+                    region: i.region.clone(),
+                    jurisdiction: i.jurisdiction.as_ref().map(|j| j.to_string()),
+                    data_leaves_process: i.data_leaves_process,
+                }
+            })
+            .collect();
+        self.table.routes.insert(cap, entries);
+        match cap {
+            Capability::Search => {
+                let r = chain
+                    .iter()
+                    .map(|(n, p)| Ok((n.clone(), p.searcher().ok_or_else(|| missing(n, cap))?)))
+                    .collect::<Result<Vec<_>>>()?;
+                self.searcher = Some(Arc::new(FallbackSearcher::new(r)));
+            }
+            Capability::Recommend => {
+                let r = chain
+                    .iter()
+                    .map(|(n, p)| Ok((n.clone(), p.recommender().ok_or_else(|| missing(n, cap))?)))
+                    .collect::<Result<Vec<_>>>()?;
+                self.recommender = Some(Arc::new(FallbackRecommender::new(r)));
+            }
+            Capability::Chat => {
+                let r = chain
+                    .iter()
+                    .map(|(n, p)| Ok((n.clone(), p.chat_model().ok_or_else(|| missing(n, cap))?)))
+                    .collect::<Result<Vec<_>>>()?;
+                self.chat = Some(Arc::new(FallbackChat::new(r)));
+            }
+            Capability::Forecast => {
+                let r = chain
+                    .iter()
+                    .map(|(n, p)| Ok((n.clone(), p.forecaster().ok_or_else(|| missing(n, cap))?)))
+                    .collect::<Result<Vec<_>>>()?;
+                self.forecaster = Some(Arc::new(FallbackForecaster::new(r)));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Finishes the client.
+    pub fn build(self) -> Client {
+        Client {
+            table: self.table,
+            searcher: self.searcher,
+            recommender: self.recommender,
+            chat: self.chat,
+            forecaster: self.forecaster,
+        }
+    }
+}
+
+impl Client {
+    /// Starts a client for a profile named `profile`.
+    pub fn builder(profile: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            table: RouteTable {
+                profile: profile.into(),
+                routes: BTreeMap::new(),
+            },
+            ..Default::default()
+        }
+    }
+
+    fn no_route(&self, cap: Capability) -> Error {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("profile {:?} has no route for {cap}", self.table.profile),
+        )
+    }
+
+    /// The search stack.
+    pub fn searcher(&self) -> Result<Arc<dyn Searcher>> {
+        self.searcher
+            .clone()
+            .ok_or_else(|| self.no_route(Capability::Search))
+    }
+    /// The recommend stack.
+    pub fn recommender(&self) -> Result<Arc<dyn Recommender>> {
+        self.recommender
+            .clone()
+            .ok_or_else(|| self.no_route(Capability::Recommend))
+    }
+    /// The chat stack.
+    pub fn chat_model(&self) -> Result<Arc<dyn ChatModel>> {
+        self.chat
+            .clone()
+            .ok_or_else(|| self.no_route(Capability::Chat))
+    }
+    /// The forecast stack.
+    pub fn forecaster(&self) -> Result<Arc<dyn Forecaster>> {
+        self.forecaster
+            .clone()
+            .ok_or_else(|| self.no_route(Capability::Forecast))
+    }
+    /// The profile's routes.
+    pub fn routes(&self) -> &RouteTable {
+        &self.table
+    }
+}
