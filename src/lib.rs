@@ -68,6 +68,7 @@ pub mod config;
 pub mod error;
 pub mod layers;
 pub mod registry;
+pub mod replenish;
 pub mod types;
 
 #[cfg(feature = "contract")]
@@ -79,6 +80,7 @@ pub use api::{
 pub use config::{Config, EnvSource, ProviderConfig, SecretString};
 pub use error::{Error, ErrorKind, Result};
 pub use registry::{AdapterFactory, BuildContext, Client, Registry, RouteTable};
+pub use replenish::{Replenishment, ReplenishmentPolicy, StockPosition, replenish};
 pub use types::*;
 
 /// Re-exported so adapters and applications use the same versions.
