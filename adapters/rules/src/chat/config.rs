@@ -147,7 +147,8 @@ pub struct IntentConfig {
     pub missing: Option<Localized>,
     /// The reply of a `search` intent that found nothing.
     pub empty: Option<Localized>,
-    /// Breaks ties between intents with the same score (higher wins).
+    /// Breaks ties between intents with the same score (higher wins; then configured intents
+    /// win over built-in ones).
     pub priority: i32,
 }
 
@@ -176,6 +177,8 @@ pub(crate) struct Intent {
     pub keywords: Vec<String>,
     pub patterns: Vec<Regex>,
     pub extract: Vec<(String, Regex)>,
+    /// From the config (wins ties against a built-in intent).
+    pub configured: bool,
 }
 
 /// Compiles the configured intents on top of the built-in ones.
@@ -224,7 +227,8 @@ pub(crate) fn compile(cfg: &ChatConfig) -> Result<Vec<Intent>> {
         }
     }
     if let Some(c) = &cfg.shop.currency {
-        Currency::new(c).map_err(|e| Error::config(format!("chat.shop.currency: {}", e.message())))?;
+        Currency::new(c)
+            .map_err(|e| Error::config(format!("chat.shop.currency: {}", e.message())))?;
     }
     let mut out = Vec::with_capacity(list.len());
     for i in list {
@@ -252,7 +256,9 @@ pub(crate) fn compile(cfg: &ChatConfig) -> Result<Vec<Intent>> {
             .map(|k| k.trim().to_lowercase())
             .filter(|k| !k.is_empty())
             .collect();
+        let configured = cfg.intents.iter().any(|c| c.name == i.name);
         out.push(Intent {
+            configured,
             cfg: i,
             keywords,
             patterns,
@@ -277,16 +283,28 @@ pub(crate) const ORDER_ID_PATTERN: &str = r"(?i)(?:order|订单|單號|单号)\s
 
 /// The built-in intents, in English and Chinese.
 pub fn defaults() -> Vec<IntentConfig> {
-    let mut v = Vec::new();
-    v.push(intent(
+    let mut v = vec![intent(
         "greeting",
         &[
-            "hello", "hi", "hey", "good morning", "good afternoon", "good evening", "你好",
-            "您好", "嗨", "在吗", "在么", "早上好", "下午好", "晚上好", "哈喽",
+            "hello",
+            "hi",
+            "hey",
+            "good morning",
+            "good afternoon",
+            "good evening",
+            "你好",
+            "您好",
+            "嗨",
+            "在吗",
+            "在么",
+            "早上好",
+            "下午好",
+            "晚上好",
+            "哈喽",
         ],
         "Hello! Welcome to {shop_name}. I can help with orders, shipping, returns, payment and products. What can I do for you?",
         "您好！欢迎光临{shop_name}。我可以帮您查询订单、配送、退换货、支付方式和商品。请问有什么可以帮您？",
-    ));
+    )];
     v.push(intent(
         "shipping",
         &[
@@ -309,9 +327,25 @@ pub fn defaults() -> Vec<IntentConfig> {
     v.push(intent(
         "payment",
         &[
-            "pay", "payment", "payments", "credit card", "debit card", "paypal", "alipay",
-            "wechat pay", "apple pay", "installment", "installments", "支付", "付款", "支付宝",
-            "微信支付", "信用卡", "花呗", "分期", "付钱",
+            "pay",
+            "payment",
+            "payments",
+            "credit card",
+            "debit card",
+            "paypal",
+            "alipay",
+            "wechat pay",
+            "apple pay",
+            "installment",
+            "installments",
+            "支付",
+            "付款",
+            "支付宝",
+            "微信支付",
+            "信用卡",
+            "花呗",
+            "分期",
+            "付钱",
         ],
         "We accept {payment_methods}.",
         "我们支持以下支付方式：{payment_methods}。",
@@ -329,9 +363,22 @@ pub fn defaults() -> Vec<IntentConfig> {
     let mut human = intent(
         "human_agent",
         &[
-            "human", "agent", "real person", "a person", "representative", "customer service",
-            "talk to someone", "speak to someone", "operator", "complaint", "人工", "转人工",
-            "人工客服", "真人", "投诉", "找客服",
+            "human",
+            "agent",
+            "real person",
+            "a person",
+            "representative",
+            "customer service",
+            "talk to someone",
+            "speak to someone",
+            "operator",
+            "complaint",
+            "人工",
+            "转人工",
+            "人工客服",
+            "真人",
+            "投诉",
+            "找客服",
         ],
         "Of course. I'm passing you to a member of our team, who will take over this conversation.[[ Support hours: {support_hours}.]]",
         "好的，正在为您转接人工客服，稍后将由工作人员接手本次对话。[[客服时间：{support_hours}。]]",
@@ -342,10 +389,28 @@ pub fn defaults() -> Vec<IntentConfig> {
     let mut order = intent(
         "order_status",
         &[
-            "where is my order", "order status", "status of my order", "track", "tracking",
-            "track my order", "my package", "my parcel", "not arrived", "hasn't arrived",
-            "has not arrived", "where is my package", "到哪", "到哪了", "物流", "订单状态",
-            "查订单", "查询订单", "还没到", "没收到", "发货了吗", "快递到",
+            "where is my order",
+            "order status",
+            "status of my order",
+            "track",
+            "tracking",
+            "track my order",
+            "my package",
+            "my parcel",
+            "not arrived",
+            "hasn't arrived",
+            "has not arrived",
+            "where is my package",
+            "到哪",
+            "到哪了",
+            "物流",
+            "订单状态",
+            "查订单",
+            "查询订单",
+            "还没到",
+            "没收到",
+            "发货了吗",
+            "快递到",
         ],
         "I can't look up orders from here. You can follow your order[[ {order_id}]] under \"My orders\" in your account, or ask for a colleague and they will check it for you.",
         "我这里暂时无法查询订单。您可以在账户的“我的订单”中查看订单[[{order_id}]]的物流，或者转人工客服为您查询。",
@@ -367,9 +432,27 @@ pub fn defaults() -> Vec<IntentConfig> {
     let mut products = intent(
         "products",
         &[
-            "do you have", "do you sell", "do you carry", "looking for", "i'm looking for",
-            "recommend", "in stock", "have any", "show me", "want to buy", "any", "sell",
-            "有没有", "有卖", "有货", "想买", "推荐", "有什么", "找一", "卖不卖", "还有",
+            "do you have",
+            "do you sell",
+            "do you carry",
+            "looking for",
+            "i'm looking for",
+            "recommend",
+            "in stock",
+            "have any",
+            "show me",
+            "want to buy",
+            "any",
+            "sell",
+            "有没有",
+            "有卖",
+            "有货",
+            "想买",
+            "推荐",
+            "有什么",
+            "找一",
+            "卖不卖",
+            "还有",
         ],
         "Here is what I found:",
         "为您找到以下商品：",

@@ -66,7 +66,9 @@ use serde_json::{Map, Value, json};
 
 pub use config::{ChatConfig, IntentAction, IntentConfig, Lang, Localized, ShopFacts};
 use config::{Intent, compile};
-use text::{detect_lang, find_keyword, keyword_weight, normalize, render, render_counted, sanitize};
+use text::{
+    detect_lang, find_keyword, keyword_weight, normalize, render, render_counted, sanitize,
+};
 
 /// The engine name reported in [`ResponseMeta::model`].
 pub const MODEL: &str = "rules-intents";
@@ -117,13 +119,17 @@ impl PricePatterns {
                 c(format!(r"(?:低于|不超过|少于|不到|便宜于){cur}{n}"))?,
             ],
             min: vec![
-                c(format!(r"(?i)\b(?:over|above|more than|at least)\b{cur}{n}"))?,
+                c(format!(
+                    r"(?i)\b(?:over|above|more than|at least)\b{cur}{n}"
+                ))?,
                 c(format!(r"(?i){n}{unit}以上"))?,
                 c(format!(r"(?:高于|超过|多于){cur}{n}"))?,
             ],
             range: vec![
                 c(format!(r"(?i)\bbetween\b{cur}{n}\s*(?:and|-|to){cur}{n}"))?,
-                c(format!(r"(?i){n}\s*(?:-|~|到|至)\s*{n}\s*(?:元|块钱|块|rmb|yuan)"))?,
+                c(format!(
+                    r"(?i){n}\s*(?:-|~|到|至)\s*{n}\s*(?:元|块钱|块|rmb|yuan)"
+                ))?,
             ],
         })
     }
@@ -150,6 +156,9 @@ impl PricePatterns {
         (first(&self.min), first(&self.max))
     }
 }
+
+/// Placeholder values from regex groups.
+type Groups = BTreeMap<String, String>;
 
 /// One product line of an answer.
 #[derive(Debug, Clone)]
@@ -231,8 +240,9 @@ impl RulesChat {
     }
 
     /// The best intent for a message: (index, regex groups).
-    fn classify(&self, folded: &str, lower: &str) -> Option<(usize, BTreeMap<String, String>)> {
-        let mut best: Option<(u32, i32, usize, BTreeMap<String, String>)> = None;
+    fn classify(&self, folded: &str, lower: &str) -> Option<(usize, Groups)> {
+        type Rank = (u32, i32, bool);
+        let mut best: Option<(Rank, usize, Groups)> = None;
         for (i, intent) in self.intents.iter().enumerate() {
             let mut score: u32 = intent
                 .keywords
@@ -252,15 +262,12 @@ impl RulesChat {
             if score == 0 {
                 continue;
             }
-            let better = match &best {
-                None => true,
-                Some((s, pr, _, _)) => (score, intent.cfg.priority) > (*s, *pr),
-            };
-            if better {
-                best = Some((score, intent.cfg.priority, i, groups));
+            let key = (score, intent.cfg.priority, intent.configured);
+            if best.as_ref().is_none_or(|(b, _, _)| key > *b) {
+                best = Some((key, i, groups));
             }
         }
-        best.map(|(_, _, i, g)| (i, g))
+        best.map(|(_, i, g)| (i, g))
     }
 
     async fn plan(&self, req: &ChatRequest) -> Plan {
@@ -304,7 +311,9 @@ impl RulesChat {
         }
         let cfg = &intent.cfg;
         match cfg.action {
-            IntentAction::Search => return self.plan_search(req, intent, &lower, &folded, lang).await,
+            IntentAction::Search => {
+                return self.plan_search(req, intent, &lower, &folded, lang).await;
+            }
             IntentAction::Handoff => {
                 let mut plan = Plan::new(&cfg.name, lang, render(cfg.answer.get(lang), &vars));
                 self.hand_off(req, &mut plan, "customer_request");
@@ -408,14 +417,18 @@ impl RulesChat {
         ) && asked.trim() != got.trim()
         {
             let text = match lang {
-                Lang::En => "I need a colleague to check this order for you. A member of our team will take over this conversation.",
+                Lang::En => {
+                    "I need a colleague to check this order for you. A member of our team will take over this conversation."
+                }
                 Lang::Zh => "这个订单需要人工客服为您核实，稍后将由工作人员接手本次对话。",
             };
             let mut plan = Plan::new(intent_name, lang, text.into());
             self.hand_off(req, &mut plan, "tool_result_mismatch");
             return plan;
         }
-        let failed = result.get("error").is_some_and(|e| !e.is_null() && e != &json!(false))
+        let failed = result
+            .get("error")
+            .is_some_and(|e| !e.is_null() && e != &json!(false))
             || result.get("found") == Some(&json!(false));
         if failed {
             return Plan::new(intent_name, lang, not_found(lang, &vars));
@@ -453,7 +466,9 @@ impl RulesChat {
         let vars = self.facts(lang);
         let Some(searcher) = &self.searcher else {
             let text = match lang {
-                Lang::En => "I can't search the catalog from here, so a member of our team will take over and help you find it.",
+                Lang::En => {
+                    "I can't search the catalog from here, so a member of our team will take over and help you find it."
+                }
                 Lang::Zh => "我这里暂时无法查询商品，稍后将由人工客服接手，帮您查找。",
             };
             let mut plan = Plan::new(&cfg.name, lang, text.into());
@@ -464,7 +479,9 @@ impl RulesChat {
         let (min, max) = self.price.parse(folded);
         if query.is_empty() && min.is_none() && max.is_none() {
             let text = match lang {
-                Lang::En => "Which product are you looking for? Tell me its name, colour or budget and I'll look it up.",
+                Lang::En => {
+                    "Which product are you looking for? Tell me its name, colour or budget and I'll look it up."
+                }
                 Lang::Zh => "请问您想找什么商品？告诉我名称、颜色或预算，我来帮您查找。",
             };
             return Plan::new(&cfg.name, lang, text.into());
@@ -546,7 +563,9 @@ impl RulesChat {
 
     fn search_failed(&self, req: &ChatRequest, cfg: &IntentConfig, lang: Lang) -> Plan {
         let text = match lang {
-            Lang::En => "I can't search the catalog right now, so a member of our team will take over and help you find it.",
+            Lang::En => {
+                "I can't search the catalog right now, so a member of our team will take over and help you find it."
+            }
             Lang::Zh => "商品查询暂时不可用，稍后将由人工客服接手，帮您查找。",
         };
         let mut plan = Plan::new(&cfg.name, lang, text.into());
@@ -663,11 +682,33 @@ pub fn handoff_reason(resp: &ChatResponse, tool_name: &str) -> Option<String> {
 
 /// Top-level fields of a tool result known under other names.
 const ALIASES: &[(&str, &[&str])] = &[
-    ("status", &["state", "order_status", "shipping_status", "delivery_status"]),
-    ("carrier", &["courier", "shipping_carrier", "logistics_company", "express"]),
+    (
+        "status",
+        &[
+            "state",
+            "order_status",
+            "shipping_status",
+            "delivery_status",
+        ],
+    ),
+    (
+        "carrier",
+        &[
+            "courier",
+            "shipping_carrier",
+            "logistics_company",
+            "express",
+        ],
+    ),
     (
         "tracking_number",
-        &["tracking_no", "tracking", "tracking_id", "waybill", "waybill_no"],
+        &[
+            "tracking_no",
+            "tracking",
+            "tracking_id",
+            "waybill",
+            "waybill_no",
+        ],
     ),
     (
         "eta",
@@ -683,27 +724,163 @@ const ALIASES: &[(&str, &[&str])] = &[
 
 /// Parts of a field name that mark personal data, never summarised.
 const PERSONAL: &[&str] = &[
-    "email", "mail", "phone", "mobile", "tel", "address", "addr", "name", "customer", "user",
-    "buyer", "recipient", "receiver", "card", "password", "token", "secret", "ip", "birthday",
-    "dob", "ssn", "passport",
+    "email",
+    "mail",
+    "phone",
+    "mobile",
+    "tel",
+    "address",
+    "addr",
+    "name",
+    "customer",
+    "user",
+    "buyer",
+    "recipient",
+    "receiver",
+    "card",
+    "password",
+    "token",
+    "secret",
+    "ip",
+    "birthday",
+    "dob",
+    "ssn",
+    "passport",
 ];
 
 const EN_STOP: &[&str] = &[
-    "a", "an", "the", "do", "does", "you", "your", "have", "has", "any", "some", "i", "i'm",
-    "im", "me", "my", "we", "us", "our", "is", "are", "there", "for", "of", "in", "on", "to",
-    "with", "please", "want", "need", "looking", "look", "buy", "sell", "show", "can", "could",
-    "would", "like", "get", "something", "anything", "what", "which", "stock", "available",
-    "thanks", "thank", "hi", "hello", "hey", "price", "priced", "cost", "costs", "shop",
-    "store", "and", "or", "that", "this", "it", "be", "than", "less", "more", "under", "below",
-    "over", "above", "between", "up", "at", "most", "least", "cheap", "cheaper", "yuan", "rmb",
-    "dollars", "dollar", "usd", "cny", "sgd", "eur", "one", "ones", "pair", "pairs", "got",
-    "sale", "carry", "recommend", "find", "about", "around",
+    "a",
+    "an",
+    "the",
+    "do",
+    "does",
+    "you",
+    "your",
+    "have",
+    "has",
+    "any",
+    "some",
+    "i",
+    "i'm",
+    "im",
+    "me",
+    "my",
+    "we",
+    "us",
+    "our",
+    "is",
+    "are",
+    "there",
+    "for",
+    "of",
+    "in",
+    "on",
+    "to",
+    "with",
+    "please",
+    "want",
+    "need",
+    "looking",
+    "look",
+    "buy",
+    "sell",
+    "show",
+    "can",
+    "could",
+    "would",
+    "like",
+    "get",
+    "something",
+    "anything",
+    "what",
+    "which",
+    "stock",
+    "available",
+    "thanks",
+    "thank",
+    "hi",
+    "hello",
+    "hey",
+    "price",
+    "priced",
+    "cost",
+    "costs",
+    "shop",
+    "store",
+    "and",
+    "or",
+    "that",
+    "this",
+    "it",
+    "be",
+    "than",
+    "less",
+    "more",
+    "under",
+    "below",
+    "over",
+    "above",
+    "between",
+    "up",
+    "at",
+    "most",
+    "least",
+    "cheap",
+    "cheaper",
+    "yuan",
+    "rmb",
+    "dollars",
+    "dollar",
+    "usd",
+    "cny",
+    "sgd",
+    "eur",
+    "one",
+    "ones",
+    "pair",
+    "pairs",
+    "got",
+    "sale",
+    "carry",
+    "recommend",
+    "find",
+    "about",
+    "around",
 ];
 
 const ZH_STOP: &[&str] = &[
-    "请问", "你们", "您们", "我想", "我要", "想要", "一下", "有没有", "有吗", "一款", "一双",
-    "一件", "一个", "什么", "哪些", "便宜", "价格", "左右", "块钱", "元", "块", "吗", "呢", "嘛",
-    "的", "啊", "呀", "吧", "了", "和", "卖", "有",
+    "请问",
+    "你们",
+    "您们",
+    "我想",
+    "我要",
+    "想要",
+    "一下",
+    "有没有",
+    "有吗",
+    "一款",
+    "一双",
+    "一件",
+    "一个",
+    "什么",
+    "哪些",
+    "便宜",
+    "价格",
+    "左右",
+    "块钱",
+    "元",
+    "块",
+    "吗",
+    "呢",
+    "嘛",
+    "的",
+    "啊",
+    "呀",
+    "吧",
+    "了",
+    "和",
+    "卖",
+    "有",
 ];
 
 fn facts(shop: &ShopFacts, lang: Lang) -> BTreeMap<String, String> {
@@ -738,7 +915,11 @@ fn facts(shop: &ShopFacts, lang: Lang) -> BTreeMap<String, String> {
     }
     let methods: Vec<String> = if shop.payment_methods.is_empty() {
         match lang {
-            Lang::En => vec!["credit or debit card".into(), "Alipay".into(), "WeChat Pay".into()],
+            Lang::En => vec![
+                "credit or debit card".into(),
+                "Alipay".into(),
+                "WeChat Pay".into(),
+            ],
             Lang::Zh => vec!["银行卡".into(), "支付宝".into(), "微信支付".into()],
         }
     } else {
@@ -880,7 +1061,11 @@ fn default_of(schema: &Value, text: &str) -> Value {
     if let Some(c) = schema.get("const") {
         return c.clone();
     }
-    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
         return first.clone();
     }
     match types_of(schema).first().copied() {
@@ -921,7 +1106,9 @@ fn personal(key: &str) -> bool {
 
 fn not_found(lang: Lang, vars: &BTreeMap<String, String>) -> String {
     let t = match lang {
-        Lang::En => "I couldn't find anything for that[[ (order {order_id})]]. Please check the details, or ask for a colleague and they will help.",
+        Lang::En => {
+            "I couldn't find anything for that[[ (order {order_id})]]. Please check the details, or ask for a colleague and they will help."
+        }
         Lang::Zh => "没有查到相关信息[[（订单{order_id}）]]。请核对信息，或转人工客服为您处理。",
     };
     render(t, vars)
@@ -1021,7 +1208,11 @@ fn fill_schema(schema: &Value, fields: &Map<String, Value>, answer: &str, depth:
     if let Some(c) = schema.get("const") {
         return c.clone();
     }
-    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
         return first.clone();
     }
     let types = types_of(schema);

@@ -55,7 +55,11 @@ pub(crate) fn find_keyword(text: &str, kw: &str) -> Vec<(usize, usize)> {
     while let Some(pos) = text[from..].find(kw) {
         let start = from + pos;
         let end = start + kw.len();
-        let before_ok = !first_word || text[..start].chars().next_back().is_none_or(|c| !is_word(c));
+        let before_ok = !first_word
+            || text[..start]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !is_word(c));
         let after_ok = !last_word || text[end..].chars().next().is_none_or(|c| !is_word(c));
         if before_ok && after_ok {
             out.push((start, end));
@@ -69,7 +73,13 @@ pub(crate) fn find_keyword(text: &str, kw: &str) -> Vec<(usize, usize)> {
 /// carries about as much as a short word.
 pub(crate) fn keyword_weight(kw: &str) -> u32 {
     kw.chars()
-        .map(|c| if is_cjk(c) { 3 } else { u32::from(!c.is_whitespace()) })
+        .map(|c| {
+            if is_cjk(c) {
+                3
+            } else {
+                u32::from(!c.is_whitespace())
+            }
+        })
         .sum()
 }
 
