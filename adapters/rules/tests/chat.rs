@@ -595,3 +595,84 @@ async fn user_text_never_becomes_template_syntax() {
         m.chat(ask(q)).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn forced_tool_choice_calls_the_tool_when_the_message_fills_it() {
+    let m = chat();
+    let r = m
+        .chat(
+            ask("Hi, any news about order 12345?")
+                .with_tool(order_tool())
+                .with_tool_choice(ToolChoice::Tool("order_status".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(
+        r.tool_calls[0].arguments_json().unwrap(),
+        json!({"order_id": "12345"})
+    );
+    // Nothing to fill the arguments with: the text answer stands.
+    let r = m
+        .chat(
+            ask("Hello")
+                .with_tool(order_tool())
+                .with_tool_choice(ToolChoice::Required),
+        )
+        .await
+        .unwrap();
+    assert!(r.tool_calls.is_empty());
+    assert!(!r.text.is_empty());
+}
+
+/// A provider offering only this chat model, for the shared conformance suite.
+#[derive(Debug)]
+struct ChatOnly {
+    info: ProviderInfo,
+    chat: Arc<RulesChat>,
+}
+
+impl Provider for ChatOnly {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+    fn searcher(&self) -> Option<Arc<dyn Searcher>> {
+        None
+    }
+    fn recommender(&self) -> Option<Arc<dyn Recommender>> {
+        None
+    }
+    fn chat_model(&self) -> Option<Arc<dyn ChatModel>> {
+        Some(self.chat.clone())
+    }
+    fn forecaster(&self) -> Option<Arc<dyn Forecaster>> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn passes_the_contract_suite() {
+    let chat = Arc::new(
+        RulesChat::new(
+            "rules",
+            ChatConfig::default(),
+            Some(catalog() as Arc<dyn Searcher>),
+        )
+        .unwrap(),
+    );
+    let provider = ChatOnly {
+        info: ProviderInfo::local(
+            "rules",
+            "rules",
+            Capabilities::none().with_chat(true, true, true, false),
+        ),
+        chat,
+    };
+    let report = merchant_ai::contract::Suite::new(Arc::new(provider))
+        .run()
+        .await;
+    report.print();
+    report.assert_passed();
+    assert!(report.get("chat.tool_call").is_some());
+    assert!(!report.passed().is_empty());
+}

@@ -271,6 +271,33 @@ impl RulesChat {
     }
 
     async fn plan(&self, req: &ChatRequest) -> Plan {
+        let mut plan = self.plan_free(req).await;
+        if plan.tool_calls.is_empty()
+            && matches!(req.tool_choice, ToolChoice::Required | ToolChoice::Tool(_))
+            && req.messages.last().is_some_and(|m| m.role != Role::Tool)
+        {
+            // A forced tool call: call the first offered intent tool whose arguments the
+            // message fills; when none fits, the text answer stands.
+            let folded = fold(&req.last_user_text().unwrap_or_default());
+            for intent in &self.intents {
+                let Some(tool) = intent.cfg.tool.as_deref().and_then(|t| offered(req, t)) else {
+                    continue;
+                };
+                let values = extract(intent, &folded);
+                if let Some(args) = tool_arguments(tool, &values, None) {
+                    plan.text.clear();
+                    plan.intent = intent.cfg.name.clone();
+                    plan.handoff = None;
+                    plan.products.clear();
+                    plan.tool_calls.push(tool_call(req, &tool.name, args));
+                    break;
+                }
+            }
+        }
+        plan
+    }
+
+    async fn plan_free(&self, req: &ChatRequest) -> Plan {
         let user = req.last_user_text().unwrap_or_default();
         let lang = detect_lang(&user);
         if let Some(last) = req.messages.last()
@@ -297,18 +324,8 @@ impl RulesChat {
         let intent = &self.intents[idx];
         let mut vars = self.facts(lang).clone();
         vars.extend(groups);
-        for (k, re) in &intent.extract {
-            if let Some(c) = re.captures(&folded) {
-                let v = (1..c.len())
-                    .find_map(|g| c.get(g))
-                    .or_else(|| c.get(0))
-                    .map(|m| sanitize(m.as_str(), MAX_CAPTURE))
-                    .unwrap_or_default();
-                if !v.is_empty() {
-                    vars.insert(k.clone(), v);
-                }
-            }
-        }
+        let extracted = extract(intent, &folded);
+        vars.extend(extracted.clone());
         let cfg = &intent.cfg;
         match cfg.action {
             IntentAction::Search => {
@@ -322,11 +339,6 @@ impl RulesChat {
             IntentAction::Answer => {}
         }
         if let Some(tool) = cfg.tool.as_deref().and_then(|t| offered(req, t)) {
-            let extracted: BTreeMap<String, String> = intent
-                .extract
-                .iter()
-                .filter_map(|(k, _)| vars.get(k).map(|v| (k.clone(), v.clone())))
-                .collect();
             return match tool_arguments(tool, &extracted, None) {
                 Some(args) => {
                     let mut plan = Plan::new(&cfg.name, lang, String::new());
@@ -948,6 +960,24 @@ fn fold(text: &str) -> String {
             _ => c,
         })
         .collect()
+}
+
+/// The intent's `extract` values found in the message, sanitized.
+fn extract(intent: &Intent, folded: &str) -> Groups {
+    let mut out = Groups::new();
+    for (k, re) in &intent.extract {
+        if let Some(c) = re.captures(folded) {
+            let v = (1..c.len())
+                .find_map(|g| c.get(g))
+                .or_else(|| c.get(0))
+                .map(|m| sanitize(m.as_str(), MAX_CAPTURE))
+                .unwrap_or_default();
+            if !v.is_empty() {
+                out.insert(k.clone(), v);
+            }
+        }
+    }
+    out
 }
 
 fn captures(re: &Regex, c: &regex::Captures<'_>) -> BTreeMap<String, String> {
