@@ -676,3 +676,42 @@ async fn passes_the_contract_suite() {
     assert!(report.get("chat.tool_call").is_some());
     assert!(!report.passed().is_empty());
 }
+
+/// A searcher that is down.
+#[derive(Debug)]
+struct DownSearcher;
+
+#[async_trait]
+impl Searcher for DownSearcher {
+    async fn upsert(&self, _p: Vec<Product>) -> Result<IndexReport> {
+        Err(Error::new(ErrorKind::Unavailable, "down"))
+    }
+    async fn remove(&self, _ids: Vec<ProductId>) -> Result<IndexReport> {
+        Err(Error::new(ErrorKind::Unavailable, "down"))
+    }
+    async fn search(&self, _r: SearchRequest) -> Result<SearchResponse> {
+        Err(Error::new(ErrorKind::Unavailable, "down"))
+    }
+}
+
+#[tokio::test]
+async fn product_questions_without_a_working_searcher_are_handed_off() {
+    let down =
+        RulesChat::new("rules", ChatConfig::default(), Some(Arc::new(DownSearcher))).unwrap();
+    let r = down
+        .chat(ask("do you have running shoes under 500?").with_tool(handoff_tool()))
+        .await
+        .unwrap();
+    assert_eq!(
+        handoff_reason(&r, HANDOFF_TOOL).as_deref(),
+        Some("search_unavailable")
+    );
+    assert!(r.text.contains("member of our team"), "{}", r.text);
+    let r = chat()
+        .chat(ask("有没有跑鞋").with_response_format(ResponseFormat::JsonObject))
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&r.text).unwrap();
+    assert_eq!(v["handoff_reason"], json!("no_catalog"));
+    assert_eq!(v["language"], json!("zh"));
+}

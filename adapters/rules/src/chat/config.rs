@@ -351,6 +351,16 @@ pub fn defaults() -> Vec<IntentConfig> {
         "我们支持以下支付方式：{payment_methods}。",
     ));
     v.push(intent(
+        "discounts",
+        &[
+            "discount", "discounts", "coupon", "coupons", "promo code", "promo", "voucher",
+            "promotion", "deal", "deals", "cheaper price", "best price", "优惠", "优惠券", "打折",
+            "折扣", "便宜点", "便宜一点", "降价", "满减", "红包", "优惠码",
+        ],
+        "Our current prices and offers are the ones shown in the shop and at checkout; I can't offer other discounts here.",
+        "商品价格和优惠以店铺页面及结算页显示为准，我这里无法提供额外的折扣。",
+    ));
+    v.push(intent(
         "contact",
         &[
             "contact", "phone number", "email", "e-mail", "opening hours", "support hours",

@@ -25,7 +25,8 @@
 //!    hits are listed by title and price. Nothing found: the reply says so and offers a human.
 //! 5. Otherwise the conversation is **handed to a human**.
 //!
-//! Refunds are answered with the policy, never an amount; no discount is ever offered.
+//! Refunds are answered with the policy, never an amount; no discount is ever offered (the
+//! built-in `discounts` intent points to the prices and offers shown in the shop).
 //!
 //! # Hand-off: how an app detects it
 //! A hand-off always has a reply text saying that a member of the team takes over. It is made
@@ -595,7 +596,14 @@ impl RulesChat {
         let mut kws: Vec<&String> = intent.keywords.iter().collect();
         kws.sort_by_key(|k| std::cmp::Reverse(k.len()));
         for k in kws {
-            for (a, b) in find_keyword(&s.clone(), k).into_iter().rev() {
+            // Non-overlapping matches, replaced from the end so earlier ranges stay valid.
+            let mut ranges: Vec<(usize, usize)> = Vec::new();
+            for (a, b) in find_keyword(&s, k) {
+                if ranges.last().is_none_or(|&(_, end)| a >= end) {
+                    ranges.push((a, b));
+                }
+            }
+            for (a, b) in ranges.into_iter().rev() {
                 s.replace_range(a..b, " ");
             }
         }
