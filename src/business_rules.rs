@@ -60,7 +60,7 @@
 //! assert_eq!(items[0].product_id.as_str(), "a");
 //! ```
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -284,14 +284,14 @@ impl<'a> Candidate<'a> {
 }
 
 /// One survivor of the hard rules, with its record.
-struct Kept {
+struct Kept<'a> {
     id: ProductId,
     raw: f32,
     score: f32,
     boosted: bool,
     pinned: bool,
     reason: Reason,
-    product: Option<Product>,
+    product: Option<Cow<'a, Product>>,
 }
 
 impl BusinessRules {
@@ -442,20 +442,20 @@ impl BusinessRules {
         }
         let blocked = seen.clone();
 
-        let mut kept: Vec<Kept> = Vec::with_capacity(candidates.len());
+        let mut kept: Vec<Kept<'a>> = Vec::with_capacity(candidates.len());
         for c in candidates {
             if !seen.insert(c.product_id.clone()) {
                 continue;
             }
-            let product: Option<Product> = match c.product {
-                Some(p) => Some(p.clone()),
-                None => lookup(&c.product_id).map(|p| p.borrow().clone()),
+            let product: Option<Cow<'a, Product>> = match c.product {
+                Some(p) => Some(Cow::Borrowed(p)),
+                None => lookup(&c.product_id).map(|p| Cow::Owned(p.borrow().clone())),
             };
-            if !self.passes(&req.filters, product.as_ref()) {
+            if !self.passes(&req.filters, product.as_deref()) {
                 continue;
             }
             let raw = if c.score.is_finite() { c.score } else { 0.0 };
-            let m = self.multiplier(&c.product_id, product.as_ref(), scene);
+            let m = self.multiplier(&c.product_id, product.as_deref(), scene);
             kept.push(Kept {
                 id: c.product_id,
                 raw,
@@ -517,8 +517,8 @@ impl BusinessRules {
             let mut item = match existing {
                 Some(i) => kept.remove(i),
                 None => {
-                    let product = lookup(&pin.product).map(|p| p.borrow().clone());
-                    if product.is_none() || !self.passes(&req.filters, product.as_ref()) {
+                    let product = lookup(&pin.product).map(|p| Cow::Owned(p.borrow().clone()));
+                    if product.is_none() || !self.passes(&req.filters, product.as_deref()) {
                         continue;
                     }
                     Kept {
@@ -572,7 +572,7 @@ impl BusinessRules {
                     k.reason
                 };
                 let mut item = RecommendedItem::new(k.id, k.score, reason);
-                item.product = k.product;
+                item.product = k.product.map(Cow::into_owned);
                 item
             })
             .collect()
