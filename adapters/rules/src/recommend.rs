@@ -56,8 +56,8 @@
 //! ```
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -68,8 +68,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::Catalog;
 
-type DetMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
-type DetSet<K> = HashSet<K, BuildHasherDefault<DefaultHasher>>;
+/// Maps and sets with a fixed (deterministic, fast) hasher: iteration order depends only on
+/// the insertions, so results are reproducible.
+type DetMap<K, V> = rustc_hash::FxHashMap<K, V>;
+type DetSet<K> = rustc_hash::FxHashSet<K>;
 
 const DAY: f64 = 86_400.0;
 
@@ -310,6 +312,8 @@ struct State {
     n_b: Vec<f32>,
     co_v: Vec<DetMap<u32, f32>>,
     n_v: Vec<f32>,
+    /// Items with positive popularity, best first; `None` after new events.
+    pop_sorted: Option<Arc<Vec<(u32, f64)>>>,
 }
 
 impl State {
@@ -691,6 +695,27 @@ impl RulesRecommender {
         out
     }
 
+    fn popular_sorted(st: &mut State) -> Arc<Vec<(u32, f64)>> {
+        if let Some(p) = &st.pop_sorted {
+            return p.clone();
+        }
+        let mut v: Vec<(u32, f64)> = st
+            .pop
+            .iter()
+            .enumerate()
+            .filter(|x| *x.1 > 0.0)
+            .map(|(i, &p)| (i as u32, p))
+            .collect();
+        let ids = &st.item_ids;
+        v.sort_unstable_by(|x, y| {
+            y.1.total_cmp(&x.1)
+                .then_with(|| ids[x.0 as usize].cmp(&ids[y.0 as usize]))
+        });
+        let v = Arc::new(v);
+        st.pop_sorted = Some(v.clone());
+        v
+    }
+
     fn popular_source(&self, st: &State, category: Option<&[String]>) -> Scores {
         let mut out = Scores::default();
         for (i, &v) in st.pop.iter().enumerate() {
@@ -791,6 +816,12 @@ impl RulesRecommender {
     }
 }
 
+fn cands_of(held: &[(Arc<Product>, f32, Reason)]) -> Vec<Candidate<'_>> {
+    held.iter()
+        .map(|(p, s, r)| Candidate::new(p.id.clone(), *s, r.clone()).with_product(p))
+        .collect()
+}
+
 /// FNV-1a over the parts of a request that decide its answer.
 fn trace_id(req: &RecommendRequest) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -836,6 +867,7 @@ impl Recommender for RulesRecommender {
         for i in order {
             self.ingest(&mut st, &events[i]);
         }
+        st.pop_sorted = None;
         Ok(())
     }
 
@@ -919,15 +951,6 @@ impl Recommender for RulesRecommender {
                 }
             }
         }
-        let pop = self.popular_source(&st, None);
-        Self::blend(&mut acc, pop, b.popular.max(1e-9), Src::Pop);
-
-        // Candidates in the catalog, best first; then the rest of the catalog as a fill.
-        let mut ranked: Vec<(u32, f64)> = acc.iter().map(|(&i, a)| (i, a.total)).collect();
-        ranked.sort_unstable_by(|x, y| {
-            y.1.total_cmp(&x.1)
-                .then_with(|| st.item_ids[x.0 as usize].cmp(&st.item_ids[y.0 as usize]))
-        });
         let bought: HashSet<ProductId> = subject
             .map(|s| {
                 st.subj[s as usize]
@@ -939,38 +962,101 @@ impl Recommender for RulesRecommender {
             .unwrap_or_default();
         let mut rreq = req.clone();
         rreq.exclude.extend(extra_exclude);
-        let held: Vec<(Arc<Product>, f32, Reason)> = ranked
-            .iter()
-            .filter_map(|&(i, s)| {
-                let p = self.catalog.get(&st.item_ids[i as usize])?;
-                let a = acc.get(&i)?;
-                let r = self.reason(&st, a, &p, cat.as_deref());
-                Some((p, s as f32, r))
-            })
-            .collect();
-        let in_acc: HashSet<&ProductId> = held.iter().map(|h| &h.0.id).collect();
-        let fill: Vec<Arc<Product>> = self
-            .catalog
-            .all()
-            .into_iter()
-            .filter(|p| !in_acc.contains(&p.id))
-            .collect();
-        let mut cands: Vec<Candidate<'_>> = held
-            .iter()
-            .map(|(p, s, r)| Candidate::new(p.id.clone(), *s, r.clone()).with_product(p))
-            .collect();
-        cands.extend(fill.iter().map(|p| {
-            Candidate::new(
-                p.id.clone(),
-                0.0,
-                Reason::new(ReasonKind::Popular, "from the catalog"),
-            )
-            .with_product(p)
-        }));
-        drop(st);
-        let items = cfg
+        // Enough candidates for the rules to drop some and still fill the limit; when they
+        // drop more, the second pass takes the whole catalog. Boost and bury rules change
+        // scores, so with them every candidate is considered at once.
+        let want = if cfg.rules.boost.is_empty() && cfg.rules.bury.is_empty() {
+            req.limit * 4 + rreq.exclude.len() + bought.len() + cfg.rules.pin.len() + 32
+        } else {
+            usize::MAX
+        };
+
+        // Global popularity: for every scored item, then the most popular others.
+        let pops = Self::popular_sorted(&mut st);
+        let pmax = pops.first().map_or(0.0, |x| x.1);
+        let wp = b.popular.max(1e-9);
+        if pmax > 0.0 {
+            for (&i, a) in acc.iter_mut() {
+                let c = wp * st.pop[i as usize].max(0.0) / pmax;
+                a.total += c;
+                if c > a.best {
+                    a.best = c;
+                    a.src = Src::Pop;
+                    a.seed = None;
+                }
+            }
+            let mut added = 0;
+            for &(i, v) in pops.iter() {
+                if added >= want {
+                    break;
+                }
+                if let std::collections::hash_map::Entry::Vacant(e) = acc.entry(i) {
+                    let c = wp * v / pmax;
+                    e.insert(Acc {
+                        total: c,
+                        best: c,
+                        src: Src::Pop,
+                        seed: None,
+                    });
+                    added += 1;
+                }
+            }
+        }
+
+        let mut ranked: Vec<(u32, f64)> = acc.iter().map(|(&i, a)| (i, a.total)).collect();
+        ranked.sort_unstable_by(|x, y| {
+            y.1.total_cmp(&x.1)
+                .then_with(|| st.item_ids[x.0 as usize].cmp(&st.item_ids[y.0 as usize]))
+        });
+        let held_of = |ranked: &[(u32, f64)], n: usize| -> Vec<(Arc<Product>, f32, Reason)> {
+            ranked
+                .iter()
+                .filter_map(|&(i, s)| {
+                    let p = self.catalog.get(&st.item_ids[i as usize])?;
+                    let a = acc.get(&i)?;
+                    let r = self.reason(&st, a, &p, cat.as_deref());
+                    Some((p, s as f32, r))
+                })
+                .take(n)
+                .collect()
+        };
+        let held = held_of(&ranked, want);
+        let mut items = cfg
             .rules
-            .apply(&rreq, cands, &bought, |id| self.catalog.get(id));
+            .apply(&rreq, cands_of(&held), &bought, |id| self.catalog.get(id));
+        if items.len() < req.limit {
+            // Second pass: every scored item, then the rest of the catalog by popularity.
+            let mut held = held_of(&ranked, usize::MAX);
+            let in_acc: HashSet<ProductId> = held.iter().map(|h| h.0.id.clone()).collect();
+            let mut rest: Vec<(f64, Arc<Product>)> = self
+                .catalog
+                .all()
+                .into_iter()
+                .filter(|p| !in_acc.contains(&p.id))
+                .map(|p| {
+                    let v = st.items.get(&p.id).map_or(0.0, |&i| st.pop[i as usize]);
+                    let c = if pmax > 0.0 {
+                        wp * v.max(0.0) / pmax
+                    } else {
+                        0.0
+                    };
+                    (c, p)
+                })
+                .collect();
+            rest.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+            held.extend(rest.into_iter().map(|(c, p)| {
+                let r = if c > 0.0 {
+                    Reason::new(ReasonKind::Popular, "popular now")
+                } else {
+                    Reason::new(ReasonKind::Popular, "from the catalog")
+                };
+                (p, c as f32, r)
+            }));
+            items = cfg
+                .rules
+                .apply(&rreq, cands_of(&held), &bought, |id| self.catalog.get(id));
+        }
+        drop(st);
         let meta = ResponseMeta::new(self.name.clone())
             .with_model("rules-cooc")
             .with_usage(Usage::new().with_units(1u64))
