@@ -61,8 +61,14 @@ fn load() -> Result<Data, String> {
     let mut train = Vec::new();
     let mut test = BTreeMap::new();
     let mut seen: HashMap<u32, HashSet<u32>> = HashMap::new();
+    // `P6_VALIDATE=1`: drop each user's last interaction and hold out the one before, to tune
+    // settings without looking at the test items.
+    let validate = std::env::var_os("P6_VALIDATE").is_some();
     for (u, mut evs) in per_user {
         evs.sort();
+        if validate {
+            evs.pop();
+        }
         let Some(&(_, _, last)) = evs.last() else {
             continue;
         };
@@ -147,7 +153,17 @@ fn main() -> ExitCode {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("tokio runtime");
-    let cfg = RecommendConfig::default();
+    // `P6_CONFIG` may hold a `[providers.NAME.recommend]` table body (TOML) to try settings.
+    let cfg: RecommendConfig = match std::env::var("P6_CONFIG") {
+        Ok(t) => match toml::from_str(&t) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("P6: bad P6_CONFIG: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(_) => RecommendConfig::default(),
+    };
 
     // Popularity baseline: training counts, ties by item id.
     let mut counts: HashMap<u32, u64> = HashMap::new();

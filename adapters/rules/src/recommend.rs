@@ -47,7 +47,7 @@
 //! [providers.rules.recommend]
 //! half_life_days = 14.0
 //! max_events_per_subject_item_day = 3
-//! neighbours = 50
+//! neighbours = 20
 //! [providers.rules.recommend.weights]
 //! purchase = 5.0
 //! view = 1.0
@@ -96,9 +96,10 @@ pub struct RecommendConfig {
     pub session_gap_minutes: f64,
     /// Shrinkage of co-occurrence similarity towards 0 for rare pairs (default 2).
     pub shrinkage: f64,
-    /// Nearest neighbours each history item votes for (default 50).
+    /// Nearest neighbours each history item votes for (default 20).
     pub neighbours: usize,
-    /// How many of the subject's strongest history items are used (default 30).
+    /// How many of the subject's strongest (most recent, weightiest) history items are used
+    /// (default 10).
     pub history_items: usize,
     /// How many recent items per subject are remembered for pairing (default 100).
     pub max_history: usize,
@@ -117,8 +118,8 @@ impl Default for RecommendConfig {
             cooc_window_days: 30.0,
             session_gap_minutes: 30.0,
             shrinkage: 2.0,
-            neighbours: 50,
-            history_items: 30,
+            neighbours: 20,
+            history_items: 10,
             max_history: 100,
             blend: BlendWeights::default(),
         }
@@ -966,7 +967,7 @@ impl Recommender for RulesRecommender {
         // drop more, the second pass takes the whole catalog. Boost and bury rules change
         // scores, so with them every candidate is considered at once.
         let want = if cfg.rules.boost.is_empty() && cfg.rules.bury.is_empty() {
-            req.limit * 4 + rreq.exclude.len() + bought.len() + cfg.rules.pin.len() + 32
+            req.limit * 4 + cfg.rules.pin.len() + 32
         } else {
             usize::MAX
         };
@@ -1008,11 +1009,20 @@ impl Recommender for RulesRecommender {
             y.1.total_cmp(&x.1)
                 .then_with(|| st.item_ids[x.0 as usize].cmp(&st.item_ids[y.0 as usize]))
         });
+        // Items the rules would drop anyway are skipped before their reasons are written.
+        let mut skip: HashSet<&ProductId> = rreq.exclude.iter().collect();
+        if cfg.rules.drop_bought {
+            skip.extend(bought.iter());
+        }
         let held_of = |ranked: &[(u32, f64)], n: usize| -> Vec<(Arc<Product>, f32, Reason)> {
             ranked
                 .iter()
                 .filter_map(|&(i, s)| {
-                    let p = self.catalog.get(&st.item_ids[i as usize])?;
+                    let id = &st.item_ids[i as usize];
+                    if skip.contains(id) {
+                        return None;
+                    }
+                    let p = self.catalog.get(id)?;
                     let a = acc.get(&i)?;
                     let r = self.reason(&st, a, &p, cat.as_deref());
                     Some((p, s as f32, r))
@@ -1032,7 +1042,7 @@ impl Recommender for RulesRecommender {
                 .catalog
                 .all()
                 .into_iter()
-                .filter(|p| !in_acc.contains(&p.id))
+                .filter(|p| !in_acc.contains(&p.id) && !skip.contains(&p.id))
                 .map(|p| {
                     let v = st.items.get(&p.id).map_or(0.0, |&i| st.pop[i as usize]);
                     let c = if pmax > 0.0 {
