@@ -268,13 +268,24 @@ impl RecommendConfig {
 }
 
 /// The rules recommend capability.
-#[derive(Debug)]
 pub struct RulesRecommender {
     name: String,
     cfg: RecommendConfig,
     catalog: Arc<Catalog>,
     state: RwLock<State>,
     features: Mutex<DetMap<ProductId, (Arc<Product>, Arc<Features>)>>,
+}
+
+/// Shows sizes only: the state holds subjects' histories, which never go to logs.
+impl std::fmt::Debug for RulesRecommender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("RulesRecommender")
+            .field("name", &self.name)
+            .field("items", &st.item_ids.len())
+            .field("subjects", &st.subj.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -669,7 +680,7 @@ impl RulesRecommender {
     }
 
     /// Content neighbours of seeds (seeds must be in the catalog to count).
-    fn similar_source(&self, st: &mut State, seeds: &[(u32, f64)]) -> Scores {
+    fn similar_source(&self, st: &State, seeds: &[(u32, f64)]) -> Scores {
         let mut out = Scores::default();
         let seed_f: Vec<(u32, f64, Arc<Features>)> = seeds
             .iter()
@@ -682,8 +693,11 @@ impl RulesRecommender {
             return out;
         }
         for p in self.catalog.all() {
+            // Every catalog item was interned by `prepare` (a concurrent upsert may be missed).
+            let Some(&i) = st.items.get(&p.id) else {
+                continue;
+            };
             let f = self.features_of(&p);
-            let i = st.item(&p.id);
             for (s, w, sf) in &seed_f {
                 if *s != i {
                     let c = cosine(sf, &f) as f64;
@@ -696,7 +710,49 @@ impl RulesRecommender {
         out
     }
 
-    fn popular_sorted(st: &mut State) -> Arc<Vec<(u32, f64)>> {
+    /// Interns what a request needs (anchor, session items, and for content scenes the whole
+    /// catalog) and refreshes the popularity ranking, under the write lock only when needed.
+    fn prepare(&self, req: &RecommendRequest) {
+        let content = matches!(
+            req.scene,
+            Scene::ProductPage | Scene::PostPurchase | Scene::Cart
+        );
+        let wanted = |st: &State| -> Vec<ProductId> {
+            let mut v: Vec<ProductId> = req
+                .anchor
+                .iter()
+                .chain(&req.session_items)
+                .filter(|id| !st.items.contains_key(*id) && self.catalog.get(id).is_some())
+                .cloned()
+                .collect();
+            if content {
+                v.extend(
+                    self.catalog
+                        .all()
+                        .into_iter()
+                        .filter(|p| !st.items.contains_key(&p.id))
+                        .map(|p| p.id.clone()),
+                );
+            }
+            v
+        };
+        {
+            let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if st.pop_sorted.is_some() && wanted(&st).is_empty() {
+                return;
+            }
+        }
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        for id in wanted(&st) {
+            st.item(&id);
+        }
+        if st.pop_sorted.is_none() {
+            let v = Self::popular_sorted(&st);
+            st.pop_sorted = Some(v);
+        }
+    }
+
+    fn popular_sorted(st: &State) -> Arc<Vec<(u32, f64)>> {
         if let Some(p) = &st.pop_sorted {
             return p.clone();
         }
@@ -712,9 +768,7 @@ impl RulesRecommender {
             y.1.total_cmp(&x.1)
                 .then_with(|| ids[x.0 as usize].cmp(&ids[y.0 as usize]))
         });
-        let v = Arc::new(v);
-        st.pop_sorted = Some(v.clone());
-        v
+        Arc::new(v)
     }
 
     fn popular_source(&self, st: &State, category: Option<&[String]>) -> Scores {
@@ -878,8 +932,8 @@ impl Recommender for RulesRecommender {
         let cfg = &self.cfg;
         let b = &cfg.blend;
         let k = cfg.neighbours;
-        // Interning unknown catalog items needs the write lock (content similarity).
-        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        self.prepare(&req);
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
         let subject = req.subject().and_then(|s| st.subjects.get(s).copied());
         let session: Vec<u32> = req
             .session_items
@@ -889,11 +943,8 @@ impl Recommender for RulesRecommender {
         let mut extra_exclude: Vec<ProductId> = Vec::new();
         let mut acc: DetMap<u32, Acc> = DetMap::default();
         let mut cat: Option<Vec<String>> = None;
-        // Intern the anchor only when it is known (requests must not grow the state).
-        let anchor = req.anchor.as_ref().and_then(|a| match st.items.get(a) {
-            Some(&i) => Some(i),
-            None => self.catalog.get(a).map(|_| st.item(a)),
-        });
+        // Anchors not in the catalog were not interned: requests never grow the state.
+        let anchor = req.anchor.as_ref().and_then(|a| st.items.get(a).copied());
         let scene = match req.scene {
             Scene::ProductPage if anchor.is_some() => Scene::ProductPage,
             Scene::PostPurchase => Scene::PostPurchase,
@@ -916,7 +967,7 @@ impl Recommender for RulesRecommender {
                     }
                     let bt = self.co_source(&st, &seeds, false, k);
                     Self::blend(&mut acc, bt, b.bought_together, Src::Bought);
-                    let sim = self.similar_source(&mut st, &seeds);
+                    let sim = self.similar_source(&st, &seeds);
                     Self::blend(&mut acc, sim, b.similar, Src::Similar);
                     if let Some(c) = cat.as_deref().filter(|c| !c.is_empty()) {
                         let pc = self.popular_source(&st, Some(c));
@@ -938,7 +989,7 @@ impl Recommender for RulesRecommender {
                 Self::blend(&mut acc, bt, b.bought_together, Src::Bought);
                 let v = self.co_source(&st, &seeds, true, k);
                 Self::blend(&mut acc, v, b.viewed_together * 0.5, Src::Viewed);
-                let sim = self.similar_source(&mut st, &seeds);
+                let sim = self.similar_source(&st, &seeds);
                 Self::blend(&mut acc, sim, b.similar * 0.5, Src::Similar);
             }
             _ => {
@@ -973,7 +1024,7 @@ impl Recommender for RulesRecommender {
         };
 
         // Global popularity: for every scored item, then the most popular others.
-        let pops = Self::popular_sorted(&mut st);
+        let pops = Self::popular_sorted(&st);
         let pmax = pops.first().map_or(0.0, |x| x.1);
         let wp = b.popular.max(1e-9);
         if pmax > 0.0 {

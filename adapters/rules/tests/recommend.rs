@@ -419,3 +419,29 @@ async fn config_from_toml_and_validation() {
     assert!(err.message().contains("half_life_days"));
     assert!(toml::from_str::<RecommendConfig>("nope = 1").is_err());
 }
+
+#[tokio::test]
+async fn debug_output_holds_no_subject_data() {
+    let r = loaded().await;
+    let d = format!("{r:?}");
+    assert!(
+        d.contains("RulesRecommender") && d.contains("subjects: 18"),
+        "{d}"
+    );
+    assert!(!d.contains("u12"));
+}
+
+#[tokio::test]
+async fn cold_cart_item_gets_similar_items() {
+    let r = loaded().await;
+    let req = RecommendRequest::new(Scene::Cart)
+        .with_session_items(["cn1"])
+        .with_limit(3usize);
+    let out = r.recommend(req.clone()).await.unwrap();
+    assert_contract(&req, &out);
+    assert_eq!(out.items[0].product_id.as_str(), "cn2");
+    assert_eq!(out.items[0].reason.kind, ReasonKind::Similar);
+    // An anchor that is in neither the catalog nor the events: still answers.
+    let req = RecommendRequest::new(Scene::ProductPage).with_anchor("ghost");
+    assert_eq!(r.recommend(req).await.unwrap().items.len(), 10);
+}
