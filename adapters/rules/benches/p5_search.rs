@@ -559,6 +559,7 @@ fn main() -> ExitCode {
     let per_kind = env_usize("P5_QUERIES", 400);
     let rounds = env_usize("P5_ROUNDS", 5).max(1);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize().unwrap_or(root);
     let script = root.join("bench/p5_search/bm25s_peer.py");
     let python = std::env::var("P5_PEER_PYTHON")
         .map(PathBuf::from)

@@ -565,3 +565,20 @@ async fn bulk_upsert_is_merged_and_stays_maintainable() {
     let r = s.search(SearchRequest::new("")).await.unwrap();
     assert_eq!(r.total, 11_999);
 }
+
+#[tokio::test]
+async fn index_dir_with_another_schema_is_a_config_error() {
+    use tantivy::schema::{STORED, STRING, Schema};
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Schema::builder();
+    b.add_text_field("other", STRING | STORED);
+    tantivy::Index::create_in_dir(dir.path(), b.build()).unwrap();
+    let e = RulesSearcher::new(
+        "rules",
+        cfg().with_index_dir(dir.path()),
+        Arc::new(Catalog::new()),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert!(e.message().contains("search.index_dir"), "{e}");
+}

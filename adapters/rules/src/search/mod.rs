@@ -967,12 +967,13 @@ impl Inner {
 #[async_trait]
 impl Searcher for RulesSearcher {
     async fn upsert(&self, products: Vec<Product>) -> Result<IndexReport> {
-        let big = products.len() > BLOCKING_BATCH;
+        // On disk, a commit syncs files: never on the async runtime.
+        let big = products.len() > BLOCKING_BATCH || self.inner.index_dir.is_some();
         self.blocking(big, move |inner| inner.upsert_blocking(products))
             .await
     }
     async fn remove(&self, ids: Vec<ProductId>) -> Result<IndexReport> {
-        let big = ids.len() > BLOCKING_BATCH;
+        let big = ids.len() > BLOCKING_BATCH || self.inner.index_dir.is_some();
         self.blocking(big, move |inner| inner.remove_blocking(ids))
             .await
     }

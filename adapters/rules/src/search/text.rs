@@ -65,6 +65,8 @@ pub(crate) struct MerchantTokenizer {
 pub(crate) struct VecTokenStream {
     tokens: Vec<Token>,
     next: usize,
+    /// Returned by `token()` before the first `advance()` or when there is no token.
+    empty: Token,
 }
 
 impl TokenStream for VecTokenStream {
@@ -131,7 +133,11 @@ impl Tokenizer for MerchantTokenizer {
                 }
             }
         }
-        VecTokenStream { tokens, next: 0 }
+        VecTokenStream {
+            tokens,
+            next: 0,
+            empty: Token::default(),
+        }
     }
 }
 
