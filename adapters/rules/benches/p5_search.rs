@@ -5,7 +5,9 @@
 //! time, next to `bm25s` run on the same corpus and queries (written as JSON lines to a temp
 //! folder), interleaved round by round. `bench/p5_search/run.sh` installs the peer and runs
 //! this. Environment: `P5_PRODUCTS` (100000), `P5_QUERIES` per type (400), `P5_ROUNDS` (5),
-//! `P5_PEER_PYTHON` (the peer's python), `P5_OUT` (the JSON file).
+//! `P5_PEER_PYTHON` (the peer's python), `P5_OUT` (the JSON file); diagnostics: `P5_SLOW=1`
+//! (slowest queries), `P5_MISSES=1` (queries whose target is not first), `P5_SETTLE=SECS`
+//! (pause between indexing and querying).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -471,6 +473,18 @@ fn ours_round(items: &[Item], queries: &[Query]) -> Round {
         let target = &items[q.target].product.id;
         let rank = resp.hits.iter().position(|h| &h.product_id == target);
         let v = rank.map_or(0.0, |r| 1.0 / (r + 1) as f64);
+        if std::env::var_os("P5_MISSES").is_some() && rank != Some(0) {
+            let top = resp.hits.first().and_then(|h| h.product.as_ref());
+            eprintln!(
+                "miss {} {:?} rank {:?} target {:?} top {:?} (total {})",
+                q.kind,
+                q.text,
+                rank.map(|r| r + 1),
+                items[q.target].product.title,
+                top.map(|p| p.title.clone()),
+                resp.total
+            );
+        }
         for k in [q.kind, "overall"] {
             let e = rr.entry(k.to_string()).or_insert((0.0, 0));
             e.0 += v;
