@@ -70,6 +70,7 @@
 pub mod api;
 pub mod business_rules;
 pub mod config;
+pub mod drill;
 pub mod error;
 pub mod layers;
 pub mod registry;
