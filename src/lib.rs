@@ -49,10 +49,11 @@
 //! - the cache sits after redaction, so no cache key holds personal data;
 //! - exactly one retry loop exists per call: adapters never retry on their own.
 //!
-//! Built today: fallback ([`layers::fallback`]), and per provider the circuit breaker
-//! ([`layers::breaker`]), retry with backoff, `Retry-After` and a retry budget
-//! ([`layers::retry`]) and timeouts per attempt, to the first stream event and between events
-//! ([`layers::timeout`]). Each profile configures them (`[profiles.NAME.layers]`, see
+//! Built today: fallback ([`layers::fallback`]), and per provider, outermost first, the circuit
+//! breaker ([`layers::breaker`]), retry with backoff, `Retry-After` and a retry budget
+//! ([`layers::retry`]), client-side limits ([`layers::limit`]), timeouts per attempt, to the
+//! first stream event and between events ([`layers::timeout`]), and fault injection for drills
+//! ([`layers::chaos`], see also [`drill`]). Each profile configures them (`[profiles.NAME.layers]`, see
 //! [`layers`]); every layer can be turned off with `enabled = false`. The response cache
 //! ([`layers::cache`], `[profiles.NAME.cache]`) sits outside the fallback chain. Observe,
 //! policy and redact take the positions above as they land.

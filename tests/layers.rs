@@ -19,6 +19,7 @@ fn settings(retry: RetryConfig, timeout: TimeoutConfig, breaker: BreakerConfig) 
         timeout: Some(timeout),
         breaker: Some(breaker),
         chaos: None,
+        limits: None,
     }
 }
 
@@ -542,6 +543,7 @@ fn with_chaos(c: ChaosConfig) -> LayerSettings {
         }),
         breaker: Some(no_breaker()),
         chaos: Some(c),
+        limits: None,
     }
 }
 
@@ -701,4 +703,123 @@ async fn forcing_a_provider_down_moves_traffic_to_the_fallback() {
             .provider,
         "primary"
     );
+}
+
+fn limited(l: LimitConfig) -> LayerSettings {
+    LayerSettings {
+        retry: Some(RetryConfig {
+            max_attempts: 3,
+            ..Default::default()
+        }),
+        breaker: Some(no_breaker()),
+        limits: Some(l),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_limit_waits_then_refuses_without_retrying() {
+    let p = ScriptedProvider::new("busy").with_latency(Duration::from_secs(1));
+    let (lp, _) = layered(
+        &p,
+        &limited(LimitConfig {
+            max_concurrent: Some(2),
+            max_wait_ms: 100,
+            ..Default::default()
+        }),
+    );
+    let s = lp.searcher().unwrap();
+    let calls = (0..5).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.search(SearchRequest::new("x")).await })
+    });
+    let results: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 2);
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(e.kind(), ErrorKind::RateLimited);
+        assert_eq!(e.vendor_code(), Some("local_limit"));
+        assert!(
+            e.is_exhausted(),
+            "the retry layer must not spin on a local limit"
+        );
+    }
+    assert_eq!(p.calls(), 2, "refused calls never reach the provider");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_per_minute_wait_within_the_limit() {
+    let p = ScriptedProvider::new("rpm");
+    let (lp, _) = layered(
+        &p,
+        &limited(LimitConfig {
+            requests_per_minute: Some(60),
+            burst: Some(2),
+            max_wait_ms: 2_000,
+            ..Default::default()
+        }),
+    );
+    let s = lp.searcher().unwrap();
+    let start = Instant::now();
+    for _ in 0..4 {
+        s.search(SearchRequest::new("x")).await.unwrap();
+    }
+    // Two from the burst, then one token a second.
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1_990) && waited <= Duration::from_millis(2_100),
+        "{waited:?}"
+    );
+
+    let (lp, _) = layered(
+        &p,
+        &limited(LimitConfig {
+            requests_per_minute: Some(60),
+            burst: Some(1),
+            max_wait_ms: 100,
+            ..Default::default()
+        }),
+    );
+    let s = lp.searcher().unwrap();
+    s.search(SearchRequest::new("x")).await.unwrap();
+    let e = s.search(SearchRequest::new("x")).await.unwrap_err();
+    assert_eq!(e.vendor_code(), Some("local_limit"));
+    assert!(e.retry_after().unwrap() > Duration::from_millis(900));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limited_provider_hands_over_to_the_next_in_the_route() {
+    let p = ScriptedProvider::new("vendor").with_latency(Duration::from_secs(1));
+    let rules = ScriptedProvider::new("rules");
+    let vendor_layers = ProviderLayers::new(
+        "vendor",
+        &limited(LimitConfig {
+            max_concurrent: Some(1),
+            max_wait_ms: 10,
+            ..Default::default()
+        }),
+    );
+    let client = Client::builder("p")
+        .layers(vendor_layers)
+        .route(
+            Capability::Search,
+            vec![
+                ("vendor".into(), Arc::new(p.clone()) as Arc<dyn Provider>),
+                ("rules".into(), Arc::new(rules.clone()) as Arc<dyn Provider>),
+            ],
+        )
+        .unwrap()
+        .build();
+    let s = client.searcher().unwrap();
+    let (a, b) = tokio::join!(
+        s.search(SearchRequest::new("x")),
+        s.search(SearchRequest::new("x"))
+    );
+    let mut served: Vec<String> = vec![a.unwrap().meta.provider, b.unwrap().meta.provider];
+    served.sort();
+    assert_eq!(served, ["rules", "vendor"]);
 }

@@ -1,7 +1,7 @@
 //! Layers wrap a capability (`Arc<dyn Trait>` in, `Arc<dyn Trait>` out) to add behaviour
-//! around every call. The crate docs (*Layer order*) say where each one sits; per provider the
-//! order, outermost first, is breaker -> retry -> timeout -> chaos -> adapter, and the fallback chain runs
-//! over those stacks.
+//! around every call. The crate docs (*Layer order*) say where each one sits; per provider
+//! the order, outermost first, is breaker -> retry -> limits -> timeout -> chaos -> adapter,
+//! and the fallback chain runs over those stacks.
 //!
 //! Each profile configures the layers, with overrides per provider:
 //!
@@ -42,12 +42,14 @@ pub mod breaker;
 pub mod cache;
 pub mod chaos;
 pub mod fallback;
+pub mod limit;
 pub mod retry;
 pub mod timeout;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerLayer, BreakerState};
 pub use cache::CacheConfig;
 pub use chaos::{Chaos, ChaosConfig, ChaosLayer};
+pub use limit::{LimitConfig, LimitLayer, Limiter};
 pub use retry::{BudgetConfig, Retry, RetryBudget, RetryConfig, RetryEvent, RetryLayer};
 pub use timeout::{TimeoutConfig, TimeoutLayer};
 
@@ -80,6 +82,8 @@ pub struct LayerSettings {
     pub breaker: Option<BreakerConfig>,
     /// Fault injection (off unless set).
     pub chaos: Option<ChaosConfig>,
+    /// Concurrency and request-rate limits (off unless set).
+    pub limits: Option<LimitConfig>,
 }
 
 /// `[profiles.NAME.layers]`: settings for every provider, and overrides per provider.
@@ -94,6 +98,8 @@ pub struct LayersConfig {
     pub breaker: Option<BreakerConfig>,
     /// Fault injection for every provider (off unless set).
     pub chaos: Option<ChaosConfig>,
+    /// Limits for every provider (each provider gets its own limiter; off unless set).
+    pub limits: Option<LimitConfig>,
     /// Per provider name, settings that replace the ones above.
     pub providers: BTreeMap<String, LayerSettings>,
 }
@@ -115,6 +121,9 @@ impl LayersConfig {
             chaos: o
                 .and_then(|o| o.chaos.clone())
                 .or_else(|| self.chaos.clone()),
+            limits: o
+                .and_then(|o| o.limits.clone())
+                .or_else(|| self.limits.clone()),
         }
     }
 
@@ -133,6 +142,9 @@ impl LayersConfig {
             if let Some(c) = &s.chaos {
                 c.validate(&format!("{p}.chaos"))?;
             }
+            if let Some(l) = &s.limits {
+                l.validate(&format!("{p}.limits"))?;
+            }
             Ok(())
         };
         check(
@@ -142,6 +154,7 @@ impl LayersConfig {
                 timeout: self.timeout.clone(),
                 breaker: self.breaker.clone(),
                 chaos: self.chaos.clone(),
+                limits: self.limits.clone(),
             },
         )?;
         for (name, s) in &self.providers {
@@ -158,6 +171,7 @@ pub struct ProviderLayers {
     retry: Option<Arc<Retry>>,
     timeout: Option<TimeoutConfig>,
     breaker: Option<Arc<Breaker>>,
+    limiter: Option<Arc<Limiter>>,
     chaos: Arc<Chaos>,
 }
 
@@ -171,6 +185,7 @@ impl ProviderLayers {
             retry: None,
             timeout: None,
             breaker: None,
+            limiter: None,
         }
     }
 
@@ -188,6 +203,13 @@ impl ProviderLayers {
             breaker: breaker
                 .enabled
                 .then(|| Arc::new(Breaker::new(provider.clone(), breaker))),
+            limiter: settings
+                .limits
+                .as_ref()
+                .filter(|l| {
+                    l.enabled && (l.max_concurrent.is_some() || l.requests_per_minute.is_some())
+                })
+                .map(|l| Arc::new(Limiter::new(provider.clone(), l))),
             chaos: Arc::new(Chaos::new(provider.clone(), settings.chaos.clone())),
             provider,
         }
@@ -221,11 +243,14 @@ impl ProviderLayers {
         self.retry.as_ref()
     }
 
-    /// Wraps one capability handle: breaker -> retry -> timeout -> chaos -> `s`.
+    /// Wraps one capability handle: breaker -> retry -> limits -> timeout -> chaos -> `s`.
     pub fn wrap<T: ?Sized + Layered>(&self, s: Arc<T>) -> Arc<T> {
         let mut s = T::chaos(s, self.chaos.clone());
         if let Some(t) = &self.timeout {
             s = T::timeout(s, &self.provider, t.clone());
+        }
+        if let Some(l) = &self.limiter {
+            s = T::limit(s, l.clone());
         }
         if let Some(r) = &self.retry {
             s = T::retry(s, r.clone());
@@ -248,6 +273,8 @@ pub trait Layered: 'static {
     fn breaker(inner: Arc<Self>, breaker: Arc<Breaker>) -> Arc<Self>;
     /// Wraps with a [`ChaosLayer`].
     fn chaos(inner: Arc<Self>, chaos: Arc<Chaos>) -> Arc<Self>;
+    /// Wraps with a [`LimitLayer`].
+    fn limit(inner: Arc<Self>, limiter: Arc<Limiter>) -> Arc<Self>;
 }
 
 macro_rules! layered {
@@ -264,6 +291,9 @@ macro_rules! layered {
             }
             fn chaos(inner: Arc<Self>, chaos: Arc<Chaos>) -> Arc<Self> {
                 Arc::new(ChaosLayer::new(inner, chaos))
+            }
+            fn limit(inner: Arc<Self>, limiter: Arc<Limiter>) -> Arc<Self> {
+                Arc::new(LimitLayer::new(inner, limiter))
             }
         }
     )*};
