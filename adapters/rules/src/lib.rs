@@ -24,6 +24,7 @@ mod catalog;
 pub mod chat;
 pub mod forecaster;
 pub mod recommend;
+pub mod sample;
 pub mod search;
 
 use std::sync::Arc;
