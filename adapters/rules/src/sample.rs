@@ -6,7 +6,7 @@
 //! - [`products`]: a catalog across 14 categories with two- and three-level paths
 //!   (`Sports > Running > Shoes`, `Grocery > Tea`, ...), brands per category, English titles
 //!   built from adjective + material + product type with a matching Chinese title in
-//!   `localized["zh"]`, descriptions, attributes (`colour`, `material`, `size` where it applies),
+//!   `localized["zh"]`, descriptions, attributes (`material`, and `colour` and `size` where they apply),
 //!   tags, prices in CNY minor units realistic per category, costs (margins 20-60%), stock
 //!   (about 8% sold out), listing dates and `example.com` image URLs.
 //! - [`events`]: about 2,000 pseudonymous shoppers (`u_0001`, ...) browsing in sessions over
@@ -513,17 +513,35 @@ fn make_product(i: usize, cat: &Category, rng: &mut Rng, base: DateTime<Utc>) ->
     let (adj, adj_zh) = *rng.pick(cat.adjectives);
     let (mat, mat_zh) = *rng.pick(cat.materials);
     let (col, col_zh) = *rng.pick(COLOURS);
-    let title = format!("{brand} {adj} {mat} {ty} ({col})");
-    let title_zh = format!("{brand} {adj_zh}{mat_zh}{ty_zh}（{col_zh}）");
+    // Food and skincare come without a colour.
+    let coloured = cat.path[0] != "Grocery" && cat.path[0..2] != ["Beauty", "Skincare"];
+    let (title, title_zh) = if coloured {
+        (
+            format!("{brand} {adj} {mat} {ty} ({col})"),
+            format!("{brand} {adj_zh}{mat_zh}{ty_zh}（{col_zh}）"),
+        )
+    } else {
+        (
+            format!("{brand} {adj} {mat} {ty}"),
+            format!("{brand} {adj_zh}{mat_zh}{ty_zh}"),
+        )
+    };
+    let (colour_en, colour_zh) = if coloured {
+        (
+            format!(" Colour: {}.", col.to_lowercase()),
+            format!("颜色：{col_zh}。"),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     let description = format!(
-        "{adj} {ty_lower} by {brand}, made with {mat_lower}. Colour: {col_lower}. Part of our {cat_lower} range.",
+        "{adj} {ty_lower} by {brand}, made with {mat_lower}.{colour_en} Part of our {cat_lower} range.",
         ty_lower = ty.to_lowercase(),
         mat_lower = mat.to_lowercase(),
-        col_lower = col.to_lowercase(),
         cat_lower = cat.path.join(" ").to_lowercase(),
     );
     let description_zh = format!(
-        "{brand}出品的{adj_zh}{ty_zh}，采用{mat_zh}，颜色：{col_zh}。{}系列。",
+        "{brand}出品的{adj_zh}{ty_zh}，采用{mat_zh}。{colour_zh}{}系列。",
         cat.zh_path.join("")
     );
 
@@ -553,7 +571,6 @@ fn make_product(i: usize, cat: &Category, rng: &mut Rng, base: DateTime<Utc>) ->
         .with_stock(stock)
         .with_language("en")
         .with_created_at(created)
-        .with_attribute("colour", col)
         .with_attribute("material", mat)
         .with_tag(cat.path[cat.path.len() - 1].to_lowercase())
         .with_tag(adj.to_lowercase())
@@ -563,6 +580,9 @@ fn make_product(i: usize, cat: &Category, rng: &mut Rng, base: DateTime<Utc>) ->
             "zh",
             LocalizedText::new(title_zh).with_description(description_zh),
         );
+    if coloured {
+        p = p.with_attribute("colour", col);
+    }
     if !cat.sizes.is_empty() {
         p = p.with_attribute("size", *rng.pick(cat.sizes));
     }
@@ -659,7 +679,7 @@ pub fn events(products: &[Product], seed: u64) -> Vec<Event> {
                 + Duration::hours(rng.range(7, 23))
                 + Duration::minutes(rng.range(0, 59))
                 + Duration::seconds(rng.range(0, 59));
-            let mut step = |rng: &mut Rng| Duration::seconds(rng.range(20, 240));
+            let step = |rng: &mut Rng| Duration::seconds(rng.range(20, 240));
             let mut viewed = Vec::new();
             for _ in 0..rng.range(1, 6) {
                 if let Some(i) = pool.sample(&mut rng) {
@@ -800,7 +820,7 @@ mod tests {
             let m = 1.0 - cost / p.price.minor as f64;
             assert!((0.19..=0.61).contains(&m), "margin {m}");
             assert!(p.brand.is_some() && !p.description.is_empty());
-            assert!(p.attributes.contains_key("colour"));
+            assert!(p.attributes.contains_key("material"));
             assert!(p.image_urls[0].starts_with("https://example.com/"));
             assert!(p.created_at.unwrap() < base_date());
         }
