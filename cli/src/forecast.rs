@@ -669,3 +669,96 @@ pub fn plot_svg(
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> CliResult<History> {
+        parse_history(Path::new("t.csv"), text)
+    }
+
+    #[test]
+    fn groups_sorts_and_fills_daily_gaps() {
+        let h = parse(
+            "ID, Date, Value\n\"b\",2025-01-02,5\na,2025-01-03,3\na,2025-01-01,1\n\nb,2025-01-01,4\n",
+        )
+        .unwrap();
+        assert_eq!(h.frequency, Frequency::Daily);
+        assert_eq!(h.series[0].id, "b");
+        assert_eq!(h.series[0].values, vec![4.0, 5.0]);
+        assert_eq!(h.series[1].values, vec![1.0, 0.0, 3.0]);
+        assert_eq!(h.filled, vec![("a".to_owned(), 1)]);
+        let last = h.series[1].future_timestamps(1).unwrap()[0];
+        assert_eq!(fmt_date(&last), "2025-01-04");
+    }
+
+    #[test]
+    fn infers_weekly_and_monthly() {
+        let h = parse("id,date,value\na,2025-01-06,1\na,2025-01-13,2\na,2025-01-27,3\n").unwrap();
+        assert_eq!(h.frequency, Frequency::Weekly);
+        assert_eq!(h.series[0].values, vec![1.0, 2.0, 0.0, 3.0]);
+        let h = parse("id,date,value\na,2025-01-01,1\na,2025-02-01,2\na,2025-03-01,3\n").unwrap();
+        assert_eq!(h.frequency, Frequency::Monthly);
+        let e = parse("id,date,value\na,2025-01-01,1\na,2025-01-04,2\n").unwrap_err();
+        assert_eq!(e.code, crate::fail::DATA);
+        assert!(e.message.contains("3 days"), "{}", e.message);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let cases = [
+            ("", "empty"),
+            ("id,date,value\n", "no data rows"),
+            ("id,date\na,2025-01-01\n", "id,date,value"),
+            ("id,date,value\na,2025-01-01\n", "line 2: expected a value"),
+            ("id,date,value\na,01/02/2025,1\n", "line 2: date"),
+            ("id,date,value\na,2025-01-01,NaN\n", "line 2: value \"NaN\""),
+            ("id,date,value\n,2025-01-01,1\n", "line 2: id is empty"),
+            (
+                "id,date,value\na,2025-01-01,1\na,2025-01-01,2\n",
+                "line 3: series \"a\" has date 2025-01-01 twice (first at line 2)",
+            ),
+            (
+                "id,date,value\na,2025-01-01,1\na,2025-01-02,1\na,2525-01-01,2\n",
+                "check its dates",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.code, crate::fail::DATA);
+            assert!(e.message.starts_with("t.csv"), "{}", e.message);
+            assert!(e.message.contains(want), "{want:?} not in {:?}", e.message);
+        }
+    }
+
+    #[test]
+    fn stock_file() {
+        let p = Path::new("s.csv");
+        let m = parse_stock(p, "id,on_hand,on_order\na,10,5\nb,3,\n").unwrap();
+        assert_eq!(m["a"], StockPosition::new(10.0).with_on_order(5.0));
+        assert_eq!(m["b"], StockPosition::new(3.0));
+        let e = parse_stock(p, "id,on_hand\na,x\n").unwrap_err();
+        assert!(e.message.contains("line 2: on_hand \"x\""), "{}", e.message);
+        let e = parse_stock(p, "id,on_hand\na,1\na,2\n").unwrap_err();
+        assert!(e.message.contains("line 3"), "{}", e.message);
+    }
+
+    #[test]
+    fn csv_round_trip_and_sparkline() {
+        let s = Series::new("x", vec![1.0, 2.0]).with_start(
+            NaiveDate::from_ymd_opt(2025, 3, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc(),
+            Frequency::Daily,
+        );
+        let csv = series_to_csv(&[s]);
+        assert_eq!(csv, "id,date,value\nx,2025-03-01,1\nx,2025-03-02,2\n");
+        let h = parse(&csv).unwrap();
+        assert_eq!(h.series[0].values, vec![1.0, 2.0]);
+        assert_eq!(sparkline(&[0.0, 1.0]), "▁█");
+        assert_eq!(sparkline(&[0.0, 0.0]), "▁▁");
+    }
+}
