@@ -40,7 +40,7 @@ impl LocalizedText {
 /// let p = Product::new("sku-1", "Trail running shoe", Money::new(59900, Currency::CNY))
 ///     .with_brand("Peakline")
 ///     .with_category(["Sports", "Running", "Shoes"])
-///     .with_stock(12u32)
+///     .with_stock(12)
 ///     .with_localized_title("zh", "越野跑鞋");
 /// assert!(p.in_stock());
 /// assert_eq!(p.category_path(), "Sports > Running > Shoes");
@@ -97,7 +97,7 @@ setters!(Product {
     /// Sets the unit cost.
     cost: Money => with_cost, ?;
     /// Sets the stock quantity.
-    stock: u32 => with_stock, ?;
+    stock: u32 => with_stock, some;
     /// Sets the language of the main title.
     language: String => with_language, ?;
     /// Sets the listing time.
@@ -299,9 +299,9 @@ setters!(Event {
     /// Sets the session.
     session: String => with_session, ?;
     /// Sets the quantity.
-    quantity: u32 => with_quantity;
+    quantity: u32 => with_quantity, =;
     /// Sets the value (rating).
-    value: f64 => with_value, ?;
+    value: f64 => with_value, some;
     /// Links the event to a recommendation's trace id.
     trace_id: String => with_trace_id, ?;
 });

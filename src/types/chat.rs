@@ -310,7 +310,7 @@ impl<'de> Deserialize<'de> for FinishReason {
 ///     "required": ["order_id"]
 /// })))
 /// .with_temperature(0.2)
-/// .with_max_tokens(256u32);
+/// .with_max_tokens(256);
 /// assert!(req.validate().is_ok());
 /// ```
 #[non_exhaustive]
@@ -363,13 +363,13 @@ setters!(ChatRequest {
     /// Sets the response format.
     response_format: ResponseFormat => with_response_format;
     /// Sets the temperature.
-    temperature: f32 => with_temperature, ?;
+    temperature: f32 => with_temperature, some;
     /// Sets top_p.
-    top_p: f32 => with_top_p, ?;
+    top_p: f32 => with_top_p, some;
     /// Sets the token limit.
-    max_tokens: u32 => with_max_tokens, ?;
+    max_tokens: u32 => with_max_tokens, some;
     /// Sets the seed.
-    seed: u64 => with_seed, ?;
+    seed: u64 => with_seed, some;
     /// Sets vendor options.
     provider_options: ProviderOptions => with_provider_options;
 });

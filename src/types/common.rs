@@ -352,7 +352,7 @@ setters!(RequestContext {
     /// Sets the trace id.
     trace_id: String => with_trace_id, ?;
     /// Skips caches for this request.
-    bypass_cache: bool => with_bypass_cache;
+    bypass_cache: bool => with_bypass_cache, =;
 });
 
 impl RequestContext {
@@ -430,13 +430,13 @@ pub struct Usage {
 
 setters!(Usage {
     /// Sets input tokens.
-    input_tokens: u64 => with_input_tokens, ?;
+    input_tokens: u64 => with_input_tokens, some;
     /// Sets output tokens.
-    output_tokens: u64 => with_output_tokens, ?;
+    output_tokens: u64 => with_output_tokens, some;
     /// Sets reasoning tokens.
-    reasoning_tokens: u64 => with_reasoning_tokens, ?;
+    reasoning_tokens: u64 => with_reasoning_tokens, some;
     /// Sets billable units.
-    units: u64 => with_units, ?;
+    units: u64 => with_units, some;
     /// Sets the estimated cost.
     cost: Cost => with_cost, ?;
 });

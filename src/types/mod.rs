@@ -5,7 +5,8 @@
 //! that adding a field later is not a breaking change for you.
 
 /// Generates `with_*` builder methods: `setters!(Type { field: Ty => with_field, ... })`.
-/// Each setter takes `impl Into<Ty>`; `?` marks an `Option<Ty>` field set to `Some`.
+/// Each setter takes `impl Into<Ty>`; `?` marks an `Option<Ty>` field set to `Some`; `=` and
+/// `some` take exactly `Ty` (numbers, so that literals infer).
 macro_rules! setters {
     ($ty:ty { $( $(#[$m:meta])* $field:ident : $fty:ty => $name:ident $(, $opt:tt)? ;)* }) => {
         impl $ty {
@@ -17,6 +18,22 @@ macro_rules! setters {
         #[must_use]
         pub fn $name(mut self, value: impl Into<$fty>) -> Self {
             self.$field = value.into();
+            self
+        }
+    };
+    (@one $(#[$m:meta])* $field:ident : $fty:ty => $name:ident, =) => {
+        $(#[$m])*
+        #[must_use]
+        pub fn $name(mut self, value: $fty) -> Self {
+            self.$field = value;
+            self
+        }
+    };
+    (@one $(#[$m:meta])* $field:ident : $fty:ty => $name:ident, some) => {
+        $(#[$m])*
+        #[must_use]
+        pub fn $name(mut self, value: $fty) -> Self {
+            self.$field = Some(value);
             self
         }
     };

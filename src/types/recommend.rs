@@ -77,7 +77,7 @@ impl<'de> Deserialize<'de> for Scene {
 /// let req = RecommendRequest::new(Scene::ProductPage)
 ///     .with_anchor("sku-1")
 ///     .with_subject("u_7f3a")
-///     .with_limit(8usize);
+///     .with_limit(8);
 /// assert_eq!(req.subject().unwrap().as_str(), "u_7f3a");
 /// ```
 #[non_exhaustive]
@@ -119,7 +119,7 @@ setters!(RecommendRequest {
     /// Sets the anchor product.
     anchor: ProductId => with_anchor, ?;
     /// Sets the limit.
-    limit: usize => with_limit;
+    limit: usize => with_limit, =;
     /// Sets the filters.
     filters: Filters => with_filters;
     /// Sets vendor options.

@@ -56,7 +56,7 @@ setters!(Filters {
     /// Sets the price range.
     price: PriceRange => with_price, ?;
     /// Restricts to products in stock.
-    in_stock: bool => with_in_stock;
+    in_stock: bool => with_in_stock, =;
 });
 
 impl Filters {
@@ -257,7 +257,7 @@ pub enum SearchMode {
 ///     .with_filters(Filters::new().with_in_stock(true).with_brand("Peakline"))
 ///     .with_facet(Facet::Brand)
 ///     .with_sort(SortBy::PriceAsc)
-///     .with_limit(20usize);
+///     .with_limit(20);
 /// assert!(req.validate().is_ok());
 /// ```
 #[non_exhaustive]
@@ -301,9 +301,9 @@ setters!(SearchRequest {
     /// Sets the sort order.
     sort: SortBy => with_sort;
     /// Sets the offset.
-    offset: usize => with_offset;
+    offset: usize => with_offset, =;
     /// Sets the limit.
-    limit: usize => with_limit;
+    limit: usize => with_limit, =;
     /// Sets the mode hint.
     mode: SearchMode => with_mode;
     /// Sets the language.
