@@ -761,4 +761,30 @@ mod tests {
         assert_eq!(sparkline(&[0.0, 1.0]), "▁█");
         assert_eq!(sparkline(&[0.0, 0.0]), "▁▁");
     }
+    #[test]
+    fn plot_and_csv_of_a_forecast() {
+        let h = parse("id,date,value\na,2025-01-01,1\na,2025-01-02,3\na,2025-01-03,2\n").unwrap();
+        let f = SeriesForecast::new("a", vec![2.0, 2.5], "test").with_quantiles(vec![
+            QuantileForecast::new(0.1, vec![1.0, 1.2]),
+            QuantileForecast::new(0.9, vec![3.0, 3.9]),
+        ]);
+        let bad = SeriesForecast::failed("b", Error::invalid_request("too short"));
+        let r = ForecastResponse::new(vec![f, bad], ResponseMeta::new("x"));
+        let dates = future_dates(&h, &r, 2);
+        assert_eq!(
+            forecast_csv(&r, &dates),
+            "id,date,point,q10,q90\na,2025-01-04,2.000,1.000,3.000\na,2025-01-05,2.500,1.200,3.900\n"
+        );
+        let path =
+            std::env::temp_dir().join(format!("merchant-ai-plot-{}.svg", std::process::id()));
+        plot_svg(&path, &h.series, &r, 120).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            svg.starts_with("<svg") && svg.contains("a (test)"),
+            "{}",
+            &svg[..200.min(svg.len())]
+        );
+        assert!(svg.contains("<polygon"), "the interval band is drawn");
+    }
 }

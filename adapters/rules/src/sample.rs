@@ -740,7 +740,7 @@ pub fn events(products: &[Product], seed: u64) -> Vec<Event> {
             }
         }
     }
-    out.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    out.sort_by_key(|e| e.timestamp);
     out
 }
 
