@@ -45,7 +45,9 @@ pub use secrecy::{ExposeSecret, SecretString};
 
 /// Where environment variables are read from: the process, or a map (for tests and embedding).
 #[derive(Clone)]
-pub struct EnvSource(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct EnvSource(Arc<EnvLookup>);
+
+type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl EnvSource {
     /// The process environment.

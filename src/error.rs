@@ -104,9 +104,16 @@ type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///     .with_status(429);
 /// assert!(err.is_retryable());
 /// assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
-/// assert_eq!(err.to_string(), "rate_limited: too many requests (provider qwen, operation chat, status 429)");
+/// assert_eq!(
+///     err.to_string(),
+///     "rate_limited: too many requests (provider qwen, operation chat, status 429, retry after 2.000s)"
+/// );
 /// ```
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
     kind: ErrorKind,
     message: String,
     retryable: bool,
@@ -125,17 +132,19 @@ impl Error {
     /// customer text.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            retryable: kind.default_retryable(),
-            retry_after: None,
-            provider: None,
-            operation: None,
-            request_id: None,
-            status: None,
-            vendor_code: None,
-            exhausted: false,
-            source: None,
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                retryable: kind.default_retryable(),
+                retry_after: None,
+                provider: None,
+                operation: None,
+                request_id: None,
+                status: None,
+                vendor_code: None,
+                exhausted: false,
+                source: None,
+            }),
         }
     }
 
@@ -161,143 +170,143 @@ impl Error {
 
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The human-readable description (without context fields).
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// Whether trying the same call again (after [`retry_after`](Self::retry_after)) may succeed.
     /// Always `false` once a retry layer gave up ([`is_exhausted`](Self::is_exhausted)).
     pub fn is_retryable(&self) -> bool {
-        self.retryable && !self.exhausted
+        self.inner.retryable && !self.inner.exhausted
     }
 
     /// How long the vendor asked to wait before trying again, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.inner.retry_after
     }
 
     /// The provider (configured name) that produced the error.
     pub fn provider(&self) -> Option<&str> {
-        self.provider.as_deref()
+        self.inner.provider.as_deref()
     }
 
     /// The operation that failed (`search`, `chat`, `chat_stream`, ...).
     pub fn operation(&self) -> Option<&str> {
-        self.operation.as_deref()
+        self.inner.operation.as_deref()
     }
 
     /// The vendor's request id, to quote in a support ticket.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.inner.request_id.as_deref()
     }
 
     /// The HTTP status the vendor answered with, if any.
     pub fn status(&self) -> Option<u16> {
-        self.status
+        self.inner.status
     }
 
     /// The vendor's own error code (`insufficient_quota`, `Throttling.RateQuota`, ...).
     pub fn vendor_code(&self) -> Option<&str> {
-        self.vendor_code.as_deref()
+        self.inner.vendor_code.as_deref()
     }
 
     /// Whether a retry layer already retried this error as often as it was allowed to.
     pub fn is_exhausted(&self) -> bool {
-        self.exhausted
+        self.inner.exhausted
     }
 
     /// Overrides the default retryability of the kind.
     pub fn with_retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
+        self.inner.retryable = retryable;
         self
     }
 
     /// Records the wait the vendor asked for.
     pub fn with_retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
+        self.inner.retry_after = Some(after);
         self
     }
 
     /// Records the provider name; keeps the first one set (the innermost).
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
-        if self.provider.is_none() {
-            self.provider = Some(provider.into());
+        if self.inner.provider.is_none() {
+            self.inner.provider = Some(provider.into());
         }
         self
     }
 
     /// Records the operation; keeps the first one set (the innermost).
     pub fn with_operation(mut self, operation: impl Into<String>) -> Self {
-        if self.operation.is_none() {
-            self.operation = Some(operation.into());
+        if self.inner.operation.is_none() {
+            self.inner.operation = Some(operation.into());
         }
         self
     }
 
     /// Records the vendor's request id.
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
-        self.request_id = Some(id.into());
+        self.inner.request_id = Some(id.into());
         self
     }
 
     /// Records the HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
-        self.status = Some(status);
+        self.inner.status = Some(status);
         self
     }
 
     /// Records the vendor's error code.
     pub fn with_vendor_code(mut self, code: impl Into<String>) -> Self {
-        self.vendor_code = Some(code.into());
+        self.inner.vendor_code = Some(code.into());
         self
     }
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
 
     /// Marks the error as final: retries were used up, do not retry again further out.
     pub fn exhausted(mut self) -> Self {
-        self.exhausted = true;
+        self.inner.exhausted = true;
         self
     }
 
     /// The same error with the message prefixed, e.g. with a key path.
     pub fn context(mut self, prefix: impl fmt::Display) -> Self {
-        self.message = format!("{prefix}: {}", self.message);
+        self.inner.message = format!("{prefix}: {}", self.inner.message);
         self
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
+        write!(f, "{}: {}", self.inner.kind, self.inner.message)?;
         let mut parts: Vec<String> = Vec::new();
-        if let Some(p) = &self.provider {
+        if let Some(p) = &self.inner.provider {
             parts.push(format!("provider {p}"));
         }
-        if let Some(o) = &self.operation {
+        if let Some(o) = &self.inner.operation {
             parts.push(format!("operation {o}"));
         }
-        if let Some(s) = self.status {
+        if let Some(s) = self.inner.status {
             parts.push(format!("status {s}"));
         }
-        if let Some(c) = &self.vendor_code {
+        if let Some(c) = &self.inner.vendor_code {
             parts.push(format!("code {c}"));
         }
-        if let Some(r) = &self.request_id {
+        if let Some(r) = &self.inner.request_id {
             parts.push(format!("request id {r}"));
         }
-        if let Some(d) = self.retry_after {
+        if let Some(d) = self.inner.retry_after {
             parts.push(format!("retry after {:.3}s", d.as_secs_f64()));
         }
-        if self.exhausted {
+        if self.inner.exhausted {
             parts.push("retries exhausted".into());
         }
         if !parts.is_empty() {
@@ -310,28 +319,28 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind)
-            .field("message", &self.message)
+        d.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message)
             .field("retryable", &self.is_retryable());
-        if let Some(v) = &self.retry_after {
+        if let Some(v) = &self.inner.retry_after {
             d.field("retry_after", v);
         }
-        if let Some(v) = &self.provider {
+        if let Some(v) = &self.inner.provider {
             d.field("provider", v);
         }
-        if let Some(v) = &self.operation {
+        if let Some(v) = &self.inner.operation {
             d.field("operation", v);
         }
-        if let Some(v) = &self.status {
+        if let Some(v) = &self.inner.status {
             d.field("status", v);
         }
-        if let Some(v) = &self.vendor_code {
+        if let Some(v) = &self.inner.vendor_code {
             d.field("vendor_code", v);
         }
-        if let Some(v) = &self.request_id {
+        if let Some(v) = &self.inner.request_id {
             d.field("request_id", v);
         }
-        if let Some(v) = &self.source {
+        if let Some(v) = &self.inner.source {
             d.field("source", &v.to_string());
         }
         d.finish()
@@ -340,7 +349,8 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
     }
@@ -349,21 +359,24 @@ impl std::error::Error for Error {
 impl Clone for Error {
     /// Clones everything but the source chain, which is flattened into a message.
     fn clone(&self) -> Self {
+        let i = &self.inner;
         Error {
-            kind: self.kind,
-            message: self.message.clone(),
-            retryable: self.retryable,
-            retry_after: self.retry_after,
-            provider: self.provider.clone(),
-            operation: self.operation.clone(),
-            request_id: self.request_id.clone(),
-            status: self.status,
-            vendor_code: self.vendor_code.clone(),
-            exhausted: self.exhausted,
-            source: self
-                .source
-                .as_ref()
-                .map(|s| Box::new(FlatSource(s.to_string())) as Source),
+            inner: Box::new(Inner {
+                kind: i.kind,
+                message: i.message.clone(),
+                retryable: i.retryable,
+                retry_after: i.retry_after,
+                provider: i.provider.clone(),
+                operation: i.operation.clone(),
+                request_id: i.request_id.clone(),
+                status: i.status,
+                vendor_code: i.vendor_code.clone(),
+                exhausted: i.exhausted,
+                source: i
+                    .source
+                    .as_ref()
+                    .map(|s| Box::new(FlatSource(s.to_string())) as Source),
+            }),
         }
     }
 }

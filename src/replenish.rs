@@ -231,7 +231,7 @@ pub fn replenish(
     if policy.review_period == 0 {
         return Err(Error::invalid_request("review_period must be at least 1"));
     }
-    if !(policy.pack_size > 0.0) || policy.min_order_qty < 0.0 {
+    if policy.pack_size.is_nan() || policy.pack_size <= 0.0 || policy.min_order_qty < 0.0 {
         return Err(Error::invalid_request(
             "pack_size must be positive and min_order_qty not negative",
         ));

@@ -62,7 +62,14 @@ where
         if let Err(e) = ctx.check_deadline() {
             return Err(last.map_or(e.clone(), |l| e.context(format!("after {l}"))));
         }
-        match call(h.clone()).await {
+        let attempt = call(h.clone());
+        let outcome = match ctx.remaining() {
+            Some(left) => tokio::time::timeout(left, attempt)
+                .await
+                .unwrap_or_else(|_| Err(deadline_error())),
+            None => attempt.await,
+        };
+        match outcome {
             Ok(mut r) => {
                 fill_meta(r.meta_mut(), name, pos, notes, start);
                 return Ok(r);
@@ -80,6 +87,10 @@ where
         }
     }
     Err(last.unwrap_or_else(|| Error::config(format!("the route for {op} is empty"))))
+}
+
+fn deadline_error() -> Error {
+    Error::new(ErrorKind::Timeout, "the request's deadline passed").with_retryable(false)
 }
 
 /// Responses that carry [`ResponseMeta`].
@@ -287,7 +298,13 @@ impl ChatModel for FallbackChat {
                     )),
                 }
             };
-            match attempt.await {
+            let outcome = match req.ctx.remaining() {
+                Some(left) => tokio::time::timeout(left, attempt)
+                    .await
+                    .unwrap_or_else(|_| Err(deadline_error())),
+                None => attempt.await,
+            };
+            match outcome {
                 Ok((first, rest)) => {
                     let name = name.clone();
                     let notes = std::mem::take(&mut notes);
