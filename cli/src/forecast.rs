@@ -33,7 +33,7 @@ pub struct ForecastArgs {
     /// Draw history, forecast and the 80% interval per series as SVG.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Stock per series as CSV with a header: id,on_hand[,on_order]; prints reorder advice.
+    /// Stock per series as CSV with a header: id,on_hand and optionally on_order; prints reorder advice.
     #[arg(long, value_name = "CSV", requires = "lead_time")]
     stock: Option<PathBuf>,
     /// Days between ordering and receiving (with --stock).
