@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::Capability;
 use crate::error::{Error, Result};
+use crate::layers::LayersConfig;
 
 pub use secrecy::{ExposeSecret, SecretString};
 
@@ -262,9 +263,14 @@ pub struct Profile {
     name: String,
     description: Option<String>,
     routes: BTreeMap<Capability, Vec<String>>,
+    layers: LayersConfig,
 }
 
 impl Profile {
+    /// The layer settings (`[profiles.NAME.layers]`).
+    pub fn layers(&self) -> &LayersConfig {
+        &self.layers
+    }
     /// The profile name.
     pub fn name(&self) -> &str {
         &self.name
@@ -304,7 +310,7 @@ pub struct Config {
 }
 
 const TOP_KEYS: &[&str] = &["default_profile", "catalog", "providers", "profiles"];
-const PROFILE_KEYS: &[&str] = &["description", "routes"];
+const PROFILE_KEYS: &[&str] = &["description", "routes", "layers"];
 const CATALOG_KEYS: &[&str] = &["products", "events"];
 
 impl Config {
@@ -528,6 +534,27 @@ impl Config {
                                         problems.push(format!("{rpath}: the route is empty"));
                                     }
                                     profile.routes.insert(c, names);
+                                }
+                            }
+                            ("layers", v) => {
+                                let lpath = format!("{path}.layers");
+                                match v.try_into::<LayersConfig>() {
+                                    Ok(l) => {
+                                        if let Err(e) = l.validate(&lpath) {
+                                            problems.push(e.message().to_owned());
+                                        }
+                                        for name in l.providers.keys() {
+                                            if !providers.contains_key(name) {
+                                                problems.push(format!(
+                                                    "{lpath}.providers.{name}: provider {name:?} is not defined"
+                                                ));
+                                            }
+                                        }
+                                        profile.layers = l;
+                                    }
+                                    Err(e) => {
+                                        problems.push(format!("{lpath}: {}", e.message().trim()))
+                                    }
                                 }
                             }
                             ("routes", _) => {

@@ -49,8 +49,12 @@
 //! - the cache sits after redaction, so no cache key holds personal data;
 //! - exactly one retry loop exists per call: adapters never retry on their own.
 //!
-//! This release builds the fallback layer ([`layers::fallback`]); the others are added by later
-//! releases in the positions above.
+//! Built today: fallback ([`layers::fallback`]), and per provider the circuit breaker
+//! ([`layers::breaker`]), retry with backoff, `Retry-After` and a retry budget
+//! ([`layers::retry`]) and timeouts per attempt, to the first stream event and between events
+//! ([`layers::timeout`]). Each profile configures them (`[profiles.NAME.layers]`, see
+//! [`layers`]); every layer can be turned off with `enabled = false`. Observe, policy, redact
+//! and cache take the positions above as they land.
 //!
 //! # Features
 //!

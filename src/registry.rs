@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::api::*;
 use crate::config::{Config, Profile, ProviderConfig};
 use crate::error::{Error, ErrorKind, Result};
+use crate::layers::ProviderLayers;
 use crate::layers::fallback::{
     FallbackChat, FallbackForecaster, FallbackRecommender, FallbackSearcher,
 };
@@ -242,6 +243,12 @@ impl Registry {
             }
         }
         let mut builder = Client::builder(profile.name());
+        for name in providers.keys() {
+            builder = builder.layers(ProviderLayers::new(
+                name.clone(),
+                &profile.layers().for_provider(name),
+            ));
+        }
         for (cap, route) in profile.routes() {
             let chain: Vec<(String, Arc<dyn Provider>)> = route
                 .iter()
@@ -257,6 +264,7 @@ impl Registry {
 #[derive(Clone, Debug)]
 pub struct Client {
     table: RouteTable,
+    layers: BTreeMap<String, ProviderLayers>,
     searcher: Option<Arc<dyn Searcher>>,
     recommender: Option<Arc<dyn Recommender>>,
     chat: Option<Arc<dyn ChatModel>>,
@@ -279,6 +287,7 @@ pub struct Client {
 #[derive(Debug, Default)]
 pub struct ClientBuilder {
     table: RouteTable,
+    layers: BTreeMap<String, ProviderLayers>,
     searcher: Option<Arc<dyn Searcher>>,
     recommender: Option<Arc<dyn Recommender>>,
     chat: Option<Arc<dyn ChatModel>>,
@@ -294,6 +303,22 @@ fn missing(name: &str, cap: Capability) -> Error {
 }
 
 impl ClientBuilder {
+    /// Sets the layers (breaker, retry, timeout) of one provider; routes set afterwards wrap
+    /// that provider's handles with them. Without this, a provider's handles are used as they
+    /// are.
+    #[must_use]
+    pub fn layers(mut self, layers: ProviderLayers) -> Self {
+        self.layers.insert(layers.provider().to_owned(), layers);
+        self
+    }
+
+    fn wrap<T: ?Sized + crate::layers::Layered>(&self, name: &str, h: Arc<T>) -> Arc<T> {
+        match self.layers.get(name) {
+            Some(l) => l.wrap(h),
+            None => h,
+        }
+    }
+
     /// Sets the route of `cap`: providers in fallback order. Each must offer `cap`.
     pub fn route(
         mut self,
@@ -321,28 +346,40 @@ impl ClientBuilder {
             Capability::Search => {
                 let r = chain
                     .iter()
-                    .map(|(n, p)| Ok((n.clone(), p.searcher().ok_or_else(|| missing(n, cap))?)))
+                    .map(|(n, p)| {
+                        let h = p.searcher().ok_or_else(|| missing(n, cap))?;
+                        Ok((n.clone(), self.wrap(n, h)))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 self.searcher = Some(Arc::new(FallbackSearcher::new(r)));
             }
             Capability::Recommend => {
                 let r = chain
                     .iter()
-                    .map(|(n, p)| Ok((n.clone(), p.recommender().ok_or_else(|| missing(n, cap))?)))
+                    .map(|(n, p)| {
+                        let h = p.recommender().ok_or_else(|| missing(n, cap))?;
+                        Ok((n.clone(), self.wrap(n, h)))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 self.recommender = Some(Arc::new(FallbackRecommender::new(r)));
             }
             Capability::Chat => {
                 let r = chain
                     .iter()
-                    .map(|(n, p)| Ok((n.clone(), p.chat_model().ok_or_else(|| missing(n, cap))?)))
+                    .map(|(n, p)| {
+                        let h = p.chat_model().ok_or_else(|| missing(n, cap))?;
+                        Ok((n.clone(), self.wrap(n, h)))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 self.chat = Some(Arc::new(FallbackChat::new(r)));
             }
             Capability::Forecast => {
                 let r = chain
                     .iter()
-                    .map(|(n, p)| Ok((n.clone(), p.forecaster().ok_or_else(|| missing(n, cap))?)))
+                    .map(|(n, p)| {
+                        let h = p.forecaster().ok_or_else(|| missing(n, cap))?;
+                        Ok((n.clone(), self.wrap(n, h)))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 self.forecaster = Some(Arc::new(FallbackForecaster::new(r)));
             }
@@ -354,6 +391,7 @@ impl ClientBuilder {
     pub fn build(self) -> Client {
         Client {
             table: self.table,
+            layers: self.layers,
             searcher: self.searcher,
             recommender: self.recommender,
             chat: self.chat,
@@ -405,6 +443,11 @@ impl Client {
             .clone()
             .ok_or_else(|| self.no_route(Capability::Forecast))
     }
+    /// The layers of a provider of this client (its breaker state, its retry budget).
+    pub fn provider_layers(&self, provider: &str) -> Option<&ProviderLayers> {
+        self.layers.get(provider)
+    }
+
     /// The profile's routes.
     pub fn routes(&self) -> &RouteTable {
         &self.table

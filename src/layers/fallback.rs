@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
+use super::first_event;
 use crate::api::{ChatModel, Forecaster, Recommender, Searcher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::*;
@@ -78,7 +79,7 @@ where
                 let e = e.with_provider(name.as_str()).with_operation(op);
                 if should_fall_back(&e) && pos + 1 < route.len() {
                     tracing::warn!(provider = %name, operation = op, kind = %e.kind(), "falling back to the next provider");
-                    notes.push(FallbackNote::new(name.as_str(), e.kind().as_str()));
+                    notes.push(FallbackNote::new(name.as_str(), skip_reason(&e)));
                     last = Some(e);
                 } else {
                     return Err(e);
@@ -87,6 +88,14 @@ where
         }
     }
     Err(last.unwrap_or_else(|| Error::config(format!("the route for {op} is empty"))))
+}
+
+/// Why a provider was skipped: `circuit_open` when its breaker refused, else the error kind.
+fn skip_reason(e: &Error) -> &str {
+    match e.vendor_code() {
+        Some("circuit_open") => "circuit_open",
+        _ => e.kind().as_str(),
+    }
 }
 
 fn deadline_error() -> Error {
@@ -287,17 +296,7 @@ impl ChatModel for FallbackChat {
                 return Err(last.map_or(e.clone(), |l| e.context(format!("after {l}"))));
             }
             let is_last = pos + 1 == self.route.len();
-            let attempt = async {
-                let mut stream = c.chat_stream(req.clone()).await?;
-                match stream.next().await {
-                    Some(Ok(first)) => Ok((first, stream)),
-                    Some(Err(e)) => Err(e),
-                    None => Err(Error::new(
-                        ErrorKind::Unavailable,
-                        "the stream ended before its first event",
-                    )),
-                }
-            };
+            let attempt = async { first_event(c.chat_stream(req.clone()).await?).await };
             let outcome = match req.ctx.remaining() {
                 Some(left) => tokio::time::timeout(left, attempt)
                     .await
@@ -331,7 +330,7 @@ impl ChatModel for FallbackChat {
                     let e = e.with_provider(name.as_str()).with_operation("chat_stream");
                     if should_fall_back(&e) && !is_last {
                         tracing::warn!(provider = %name, operation = "chat_stream", kind = %e.kind(), "falling back to the next provider before the first event");
-                        notes.push(FallbackNote::new(name.as_str(), e.kind().as_str()));
+                        notes.push(FallbackNote::new(name.as_str(), skip_reason(&e)));
                         last = Some(e);
                     } else {
                         return Err(e);

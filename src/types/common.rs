@@ -1,6 +1,8 @@
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -329,7 +331,8 @@ pub struct RequestContext {
     pub subject_region: Option<Jurisdiction>,
     /// How sensitive the request's data is.
     pub data_class: DataClass,
-    /// When the whole call (all attempts and fallbacks) must be done.
+    /// When the whole call (all attempts and fallbacks) must be done. A `tokio::time::Instant`,
+    /// so tests on a paused clock see deadlines pass.
     #[serde(skip)]
     pub deadline: Option<Instant>,
     /// A trace id to correlate logs, audit records and feedback.
