@@ -58,13 +58,13 @@ pub fn run_tool(call: &ToolCall) -> String {
 
 fn heading(json: bool, title: &str) {
     if !json {
-        println!("\n== {title} ==");
+        outln!("\n== {title} ==");
     }
 }
 
 fn sub(json: bool, title: &str) {
     if !json {
-        println!("\n-- {title}");
+        outln!("\n-- {title}");
     }
 }
 
@@ -74,14 +74,14 @@ pub async fn run(g: &GlobalArgs) -> CliResult<()> {
     let s = Session::start(g, true).await?;
     let json = g.json;
     if !json {
-        println!("merchant-ai demo: profile {}", s.client.routes().profile);
-        print!("{}", s.client.routes());
+        outln!("merchant-ai demo: profile {}", s.client.routes().profile);
+        out!("{}", s.client.routes());
         let what = match s.source {
             CatalogSource::Sample => "sample storefront",
             CatalogSource::Config => "catalog from the config",
             CatalogSource::None => "no catalog",
         };
-        println!(
+        outln!(
             "{what}: {} products, {} shopper events, ready in {}",
             s.products.len(),
             s.events,
@@ -122,7 +122,7 @@ pub async fn run(g: &GlobalArgs) -> CliResult<()> {
         out.insert("failed".into(), json!(failed));
         print::json(&Value::Object(out))?;
     } else if failed.is_empty() {
-        println!(
+        outln!(
             "\nall four capabilities answered. Next: `merchant-ai search \"...\"`, `merchant-ai check --config FILE`."
         );
     }
@@ -149,7 +149,7 @@ fn record(
         }
         Err(e) => {
             if !json {
-                println!("   error: {}", e.message);
+                outln!("   error: {}", e.message);
             }
             out.insert(name.into(), json!({ "error": e.message }));
             failed.push(name.to_owned());
@@ -210,7 +210,7 @@ async fn search(s: &Session, json: bool) -> CliResult<Value> {
         if !json {
             print::search_hits(&r, lang);
             print::facets(&r);
-            println!("{}", print::served(&r.meta));
+            outln!("{}", print::served(&r.meta));
         }
         results.push(json!({ "query": query, "response": to_value(&r)? }));
     }
@@ -261,7 +261,7 @@ async fn recommend(s: &Session, json: bool) -> CliResult<Value> {
         let r = rec.recommend(req).await?;
         if !json {
             print::recommendations(&r, s);
-            println!("{}", print::served(&r.meta));
+            outln!("{}", print::served(&r.meta));
         }
         results.push(json!({ "scene": scene, "response": to_value(&r)? }));
     }
@@ -276,7 +276,7 @@ async fn chat(s: &Session, json: bool) -> CliResult<Value> {
     let user = "Where is my order 12345?";
     let mut messages = vec![Message::system(SYSTEM_PROMPT), Message::user(user)];
     if !json {
-        println!("   shopper:   {user}");
+        outln!("   shopper:   {user}");
     }
     let req = |m: Vec<Message>| {
         ChatRequest::new(m)
@@ -287,27 +287,27 @@ async fn chat(s: &Session, json: bool) -> CliResult<Value> {
     transcript.push(to_value(&first)?);
     if first.tool_calls.is_empty() {
         if !json {
-            println!("   assistant: {}", first.text);
-            println!("   (the model answered without calling the tool)");
-            println!("{}", print::served(&first.meta));
+            outln!("   assistant: {}", first.text);
+            outln!("   (the model answered without calling the tool)");
+            outln!("{}", print::served(&first.meta));
         }
     } else {
         messages.push(first.to_message());
         for call in &first.tool_calls {
             let result = run_tool(call);
             if !json {
-                println!("   assistant: calls {}({})", call.name, call.arguments);
-                println!("   app:       returns {result}");
+                outln!("   assistant: calls {}({})", call.name, call.arguments);
+                outln!("   app:       returns {result}");
             }
             messages.push(Message::tool_result(call.id.clone(), result));
         }
         if !json {
-            println!("{}", print::served(&first.meta));
+            outln!("{}", print::served(&first.meta));
         }
         let second = model.chat(req(messages)).await?;
         if !json {
-            println!("   assistant: {}", second.text);
-            println!("{}", print::served(&second.meta));
+            outln!("   assistant: {}", second.text);
+            outln!("{}", print::served(&second.meta));
         }
         transcript.push(to_value(&second)?);
     }
@@ -315,7 +315,7 @@ async fn chat(s: &Session, json: bool) -> CliResult<Value> {
     sub(json, "a product question");
     let q = "Do you have waterproof trail running shoes?";
     if !json {
-        println!("   shopper:   {q}");
+        outln!("   shopper:   {q}");
     }
     let r = model
         .chat(
@@ -325,9 +325,9 @@ async fn chat(s: &Session, json: bool) -> CliResult<Value> {
         .await?;
     if !json {
         for line in r.text.lines() {
-            println!("   assistant: {line}");
+            outln!("   assistant: {line}");
         }
-        println!("{}", print::served(&r.meta));
+        outln!("{}", print::served(&r.meta));
     }
     transcript.push(to_value(&r)?);
     Ok(Value::Array(transcript))
@@ -348,20 +348,20 @@ async fn forecast_part(s: &Session, json: bool) -> CliResult<Value> {
         .collect();
     let history = sample::daily_sales(&picks, 180, sample::DEFAULT_SEED);
     if !json {
-        println!(
+        outln!(
             "   180 days of daily sales for {} SKUs (the last one sells rarely):",
             picks.len()
         );
         for (p, h) in picks.iter().zip(&history) {
             let last: Vec<f64> = h.values[h.values.len().saturating_sub(28)..].to_vec();
-            println!(
+            outln!(
                 "   {} {:<52} last 28 days {}",
                 p.id,
                 print::cut(&p.title, 52),
                 forecast::sparkline(&last)
             );
         }
-        println!();
+        outln!();
     }
     let horizon = 28;
     let req =
@@ -373,7 +373,7 @@ async fn forecast_part(s: &Session, json: bool) -> CliResult<Value> {
         .collect();
     if !json {
         forecast::summary(&r, &dates, 3);
-        println!("{}", print::served(&r.meta));
+        outln!("{}", print::served(&r.meta));
     }
     // Reorder advice from the products' stock, 7 days lead time, 95% service level.
     let stock = picks
@@ -387,9 +387,9 @@ async fn forecast_part(s: &Session, json: bool) -> CliResult<Value> {
         .collect();
     let advice = forecast::reorder(&r, &stock, 7, 0.95);
     if !json {
-        println!("\n   reorder advice (lead time 7 days, service level 0.95):");
+        outln!("\n   reorder advice (lead time 7 days, service level 0.95):");
         for a in &advice {
-            println!("{}", a.line());
+            outln!("{}", a.line());
         }
     }
     Ok(json!({

@@ -104,22 +104,22 @@ pub async fn run(g: &GlobalArgs, a: ForecastArgs) -> CliResult<()> {
     } else {
         summary(&r, &dates, 7);
         if !advice.is_empty() {
-            println!(
+            outln!(
                 "\nreorder advice (lead time {} days, service level {}):",
                 a.lead_time.unwrap_or(0),
                 a.service_level
             );
             for x in &advice {
-                println!("{}", x.line());
+                outln!("{}", x.line());
             }
         }
         if let Some(out) = &a.output {
-            println!("wrote {}", out.display());
+            outln!("wrote {}", out.display());
         }
         if let Some(p) = &a.plot {
-            println!("wrote {}", p.display());
+            outln!("wrote {}", p.display());
         }
-        println!("{}", print::served(&r.meta));
+        outln!("{}", print::served(&r.meta));
     }
     let failed = r.series.iter().filter(|s| s.error.is_some()).count();
     if failed == r.series.len() {
@@ -458,7 +458,7 @@ pub fn series_to_csv(series: &[Series]) -> String {
 pub fn summary(r: &ForecastResponse, dates: &[Vec<DateTime<Utc>>], rows: usize) {
     for (f, ds) in r.series.iter().zip(dates) {
         if let Some(e) = &f.error {
-            println!(
+            outln!(
                 "   {}: not forecast ({}: {})",
                 f.id,
                 e.kind.as_str(),
@@ -469,7 +469,7 @@ pub fn summary(r: &ForecastResponse, dates: &[Vec<DateTime<Utc>>], rows: usize) 
         let total: f64 = f.point.iter().sum();
         let lo = f.quantile(QUANTILES[0]).unwrap_or(&[]);
         let hi = f.quantile(QUANTILES[1]).unwrap_or(&[]);
-        println!(
+        outln!(
             "   {} (model {}): {:.1} units over {} steps  {}",
             f.id,
             f.model,
@@ -482,7 +482,7 @@ pub fn summary(r: &ForecastResponse, dates: &[Vec<DateTime<Utc>>], rows: usize) 
                 .get(k)
                 .map(fmt_date)
                 .unwrap_or_else(|| format!("+{}", k + 1));
-            println!(
+            outln!(
                 "      {d}  {:>8.2}   80% interval [{:.2}, {:.2}]",
                 f.point[k],
                 lo.get(k).copied().unwrap_or(f.point[k]),
@@ -490,7 +490,7 @@ pub fn summary(r: &ForecastResponse, dates: &[Vec<DateTime<Utc>>], rows: usize) 
             );
         }
         if f.point.len() > rows {
-            println!("      ... {} more steps", f.point.len() - rows);
+            outln!("      ... {} more steps", f.point.len() - rows);
         }
     }
 }

@@ -30,6 +30,26 @@
 
 #![warn(missing_docs)]
 
+/// `println!` that never panics: a closed stdout (e.g. piped into `head`) is ignored.
+macro_rules! outln {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that never panics.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 mod demo;
 mod fail;
 mod forecast;
@@ -216,7 +236,7 @@ async fn search(g: &GlobalArgs, a: SearchArgs) -> CliResult<()> {
     } else {
         print::search_hits(&r, None);
         print::facets(&r);
-        println!("{}", print::served(&r.meta));
+        outln!("{}", print::served(&r.meta));
         Ok(())
     }
 }
@@ -248,7 +268,7 @@ async fn recommend(g: &GlobalArgs, a: RecommendArgs) -> CliResult<()> {
         print::json(&r)
     } else {
         print::recommendations(&r, &s);
-        println!("{}", print::served(&r.meta));
+        outln!("{}", print::served(&r.meta));
         Ok(())
     }
 }
@@ -272,23 +292,25 @@ async fn chat(g: &GlobalArgs, a: ChatArgs) -> CliResult<()> {
             model.chat(req).await?
         };
         if !g.json && !a.stream && !r.text.is_empty() {
-            println!("{}", r.text);
+            outln!("{}", r.text);
         }
         let calls = r.tool_calls.clone();
         messages.push(r.to_message());
         transcript.push(serde_json::to_value(&r).map_err(CliError::runtime)?);
         if calls.is_empty() {
             if !g.json {
-                println!("{}", print::served(&r.meta));
+                outln!("{}", print::served(&r.meta));
             }
             break;
         }
         for call in calls {
             let result = demo::run_tool(&call);
             if !g.json {
-                println!(
+                outln!(
                     "-> tool call {}({}) => {}",
-                    call.name, call.arguments, result
+                    call.name,
+                    call.arguments,
+                    result
                 );
             }
             messages.push(Message::tool_result(call.id.clone(), result));
@@ -309,7 +331,7 @@ async fn stream_reply(model: &dyn ChatModel, req: ChatRequest) -> CliResult<Chat
     while let Some(ev) = stream.next().await {
         match ev? {
             ChatEvent::TextDelta { text: t } => {
-                print!("{t}");
+                out!("{t}");
                 let _ = out.flush();
                 text.push_str(&t);
             }
@@ -319,7 +341,7 @@ async fn stream_reply(model: &dyn ChatModel, req: ChatRequest) -> CliResult<Chat
                 meta,
             } => {
                 if !text.is_empty() {
-                    println!();
+                    outln!();
                 }
                 return Ok(ChatResponse::new(text, finish_reason, meta).with_tool_calls(calls));
             }
@@ -349,8 +371,8 @@ async fn check(g: &GlobalArgs) -> CliResult<()> {
             Some(p) => p.display().to_string(),
             None => "(built in)".to_owned(),
         };
-        println!("config {source}: ok");
-        print!("{table}");
+        outln!("config {source}: ok");
+        out!("{table}");
         Ok(())
     }
 }
@@ -393,14 +415,14 @@ fn sample(g: &GlobalArgs, a: SampleArgs) -> CliResult<()> {
             "counts": { "products": products.len(), "events": events.len(), "series": sales.len() },
         }))
     } else {
-        println!("wrote {} products to {}", products.len(), p.display());
-        println!("wrote {} events to {}", events.len(), e.display());
-        println!(
+        outln!("wrote {} products to {}", products.len(), p.display());
+        outln!("wrote {} events to {}", events.len(), e.display());
+        outln!(
             "wrote {} daily sales series to {}",
             sales.len(),
             s.display()
         );
-        println!(
+        outln!(
             "use them with a config containing:\n  [catalog]\n  products = \"{}\"\n  events = \"{}\"",
             p.display(),
             e.display()

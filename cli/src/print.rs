@@ -9,7 +9,7 @@ use crate::setup::Session;
 /// Prints a value as pretty JSON.
 pub fn json<T: Serialize + ?Sized>(v: &T) -> CliResult<()> {
     let s = serde_json::to_string_pretty(v).map_err(CliError::runtime)?;
-    println!("{s}");
+    outln!("{s}");
     Ok(())
 }
 
@@ -66,15 +66,15 @@ fn stock(p: &Product) -> String {
 
 /// One line per hit, with the title in `lang` when given.
 pub fn search_hits(r: &SearchResponse, lang: Option<&str>) {
-    println!("   {} matches", r.total);
+    outln!("   {} matches", r.total);
     if r.hits.is_empty() {
-        println!("   (no hits)");
+        outln!("   (no hits)");
     }
     for (i, h) in r.hits.iter().enumerate() {
         match &h.product {
             Some(p) => {
                 let title = lang.map_or(p.title.as_str(), |l| p.title_in(l));
-                println!(
+                outln!(
                     "   {:>2}. {:<10} {:<58} {:>12}  {:<12} score {:.2}",
                     i + 1,
                     h.product_id,
@@ -84,7 +84,7 @@ pub fn search_hits(r: &SearchResponse, lang: Option<&str>) {
                     h.score
                 );
             }
-            None => println!("   {:>2}. {:<10} score {:.2}", i + 1, h.product_id, h.score),
+            None => outln!("   {:>2}. {:<10} score {:.2}", i + 1, h.product_id, h.score),
         }
     }
 }
@@ -98,14 +98,14 @@ pub fn facets(r: &SearchResponse) {
             .take(8)
             .map(|(label, n)| format!("{label} {n}"))
             .collect();
-        println!("   facet {:<12} {}", f.facet, counts.join(" | "));
+        outln!("   facet {:<12} {}", f.facet, counts.join(" | "));
     }
 }
 
 /// One line per recommended item with its reason.
 pub fn recommendations(r: &RecommendResponse, s: &Session) {
     if r.items.is_empty() {
-        println!("   (no items)");
+        outln!("   (no items)");
     }
     for (i, it) in r.items.iter().enumerate() {
         let title = match &it.product {
@@ -117,7 +117,7 @@ pub fn recommendations(r: &RecommendResponse, s: &Session) {
         } else {
             format!("{}: {}", it.reason.kind.as_str(), it.reason.detail)
         };
-        println!(
+        outln!(
             "   {:>2}. {:<10} {:<58} {}",
             i + 1,
             it.product_id,

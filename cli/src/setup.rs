@@ -17,6 +17,11 @@ default_profile = "default"
 [providers.rules]
 kind = "rules"
 
+[providers.rules.chat.shop]
+shop_name = "the merchant-ai demo store"
+currency = "CNY"
+return_window_days = 30
+
 [profiles.default]
 description = "built in: everything served in process by the offline rules provider"
 
