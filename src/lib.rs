@@ -68,6 +68,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod business_rules;
 pub mod config;
 pub mod error;
 pub mod layers;

@@ -130,81 +130,112 @@ pub struct Replenishment {
     pub order_quantity: f64,
 }
 
-/// The standard normal quantile function (Acklam's rational approximation refined by one
-/// Halley step; absolute error below 1e-9).
-pub fn normal_quantile(p: f64) -> f64 {
-    if p <= 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if p >= 1.0 {
-        return f64::INFINITY;
-    }
-    const A: [f64; 6] = [
-        -3.969683028665376e+01,
-        2.209460984245205e+02,
-        -2.759285104469687e+02,
-        1.383_577_518_672_69e2,
-        -3.066479806614716e+01,
-        2.506628277459239e+00,
-    ];
-    const B: [f64; 5] = [
-        -5.447609879822406e+01,
-        1.615858368580409e+02,
-        -1.556989798598866e+02,
-        6.680131188771972e+01,
-        -1.328068155288572e+01,
-    ];
-    const C: [f64; 6] = [
-        -7.784894002430293e-03,
-        -3.223964580411365e-01,
-        -2.400758277161838e+00,
-        -2.549732539343734e+00,
-        4.374664141464968e+00,
-        2.938163982698783e+00,
-    ];
-    const D: [f64; 4] = [
-        7.784695709041462e-03,
-        3.224671290700398e-01,
-        2.445134137142996e+00,
-        3.754408661907416e+00,
-    ];
-    let plow = 0.02425;
-    let x = if p < plow {
-        let q = (-2.0 * p.ln()).sqrt();
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    } else if p <= 1.0 - plow {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    } else {
-        let q = (-2.0 * (1.0 - p).ln()).sqrt();
-        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    };
-    // One Halley step against the exact CDF.
-    let e = 0.5 * erfc(-x / std::f64::consts::SQRT_2) - p;
-    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
-    x - u / (1.0 + x * u / 2.0)
+// The AS241 coefficients are kept exactly as published.
+
+// Coefficients of Wichura (1988), "Algorithm AS 241: The percentage points
+// of the normal distribution", Applied Statistics 37(3), as published.
+#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
+const A: [f64; 8] = [
+    3.3871328727963666080e0,
+    1.3314166789178437745e+2,
+    1.9715909503065514427e+3,
+    1.3731693765509461125e+4,
+    4.5921953931549871457e+4,
+    6.7265770927008700853e+4,
+    3.3430575583588128105e+4,
+    2.5090809287301226727e+3,
+];
+#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
+const B: [f64; 8] = [
+    1.0,
+    4.2313330701600911252e+1,
+    6.8718700749205790830e+2,
+    5.3941960214247511077e+3,
+    2.1213794301586595867e+4,
+    3.9307895800092710610e+4,
+    2.8729085735721942674e+4,
+    5.2264952788528545610e+3,
+];
+#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
+const C: [f64; 8] = [
+    1.42343711074968357734e0,
+    4.63033784615654529590e0,
+    5.76949722146069140550e0,
+    3.64784832476320460504e0,
+    1.27045825245236838258e0,
+    2.41780725177450611770e-1,
+    2.27238449892691845833e-2,
+    7.74545014278341407640e-4,
+];
+#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
+const D: [f64; 8] = [
+    1.0,
+    2.05319162663775882187e0,
+    1.67638483018380384940e0,
+    6.89767334985100004550e-1,
+    1.48103976427480074590e-1,
+    1.51986665636164571966e-2,
+    5.47593808499534494600e-4,
+    1.05075007164441684324e-9,
+];
+#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
+const E: [f64; 8] = [
+    6.65790464350110377720e0,
+    5.46378491116411436990e0,
+    1.78482653991729133580e0,
+    2.96560571828504891230e-1,
+    2.65321895265761230930e-2,
+    1.24266094738807843860e-3,
+    2.71155556874348757815e-5,
+    2.01033439929228813265e-7,
+];
+#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
+const F: [f64; 8] = [
+    1.0,
+    5.99832206555887937690e-1,
+    1.36929880922735805310e-1,
+    1.48753612908506148525e-2,
+    7.86869131145613259100e-4,
+    1.84631831751005468180e-5,
+    1.42151175831644588870e-7,
+    2.04426310338993978564e-15,
+];
+
+/// Horner evaluation of `c[0] + c[1] x + ... + c[7] x^7`.
+#[inline]
+fn poly(c: &[f64; 8], x: f64) -> f64 {
+    c.iter().rev().fold(0.0, |acc, &k| acc * x + k)
 }
 
-/// Complementary error function (Numerical Recipes' erfcc, relative error below 1.2e-7),
-/// enough for one refinement step of [`normal_quantile`].
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.26551223
-            + t * (1.00002368
-                + t * (0.37409196
-                    + t * (0.09678418
-                        + t * (-0.18628806
-                            + t * (0.27886807
-                                + t * (-1.13520398
-                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-            .exp();
-    if x >= 0.0 { r } else { 2.0 - r }
+/// Inverse of the standard normal CDF (Wichura 1988, algorithm AS241
+/// `PPND16`, about 1e-16 relative accuracy).
+///
+/// Returns `-inf`/`+inf` at 0/1 and `NaN` outside `[0, 1]` or for `NaN`.
+pub fn normal_quantile(p: f64) -> f64 {
+    if p.is_nan() || !(0.0..=1.0).contains(&p) {
+        return f64::NAN;
+    }
+    if p == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p == 1.0 {
+        return f64::INFINITY;
+    }
+    let q = p - 0.5;
+    if q.abs() <= 0.425 {
+        let r = 0.180625 - q * q;
+        return q * poly(&A, r) / poly(&B, r);
+    }
+    let r = if q < 0.0 { p } else { 1.0 - p };
+    let r = (-r.ln()).sqrt();
+    let val = if r <= 5.0 {
+        let r = r - 1.6;
+        poly(&C, r) / poly(&D, r)
+    } else {
+        let r = r - 5.0;
+        poly(&E, r) / poly(&F, r)
+    };
+    if q < 0.0 { -val } else { val }
 }
 
 /// Computes the reorder suggestion for one forecast series. Errors name what is missing: a

@@ -18,6 +18,7 @@ fn settings(retry: RetryConfig, timeout: TimeoutConfig, breaker: BreakerConfig) 
         retry: Some(retry),
         timeout: Some(timeout),
         breaker: Some(breaker),
+        chaos: None,
     }
 }
 
@@ -527,4 +528,177 @@ fn layer_config_is_validated_with_key_paths() {
     let l = ok.profiles()["p"].layers();
     assert_eq!(l.for_provider("a").retry.unwrap().max_attempts, 2);
     assert_eq!(l.for_provider("b").retry.unwrap().max_attempts, 5);
+}
+
+fn with_chaos(c: ChaosConfig) -> LayerSettings {
+    LayerSettings {
+        retry: Some(RetryConfig {
+            max_attempts: 3,
+            ..Default::default()
+        }),
+        timeout: Some(TimeoutConfig {
+            attempt_ms: 1_000,
+            ..Default::default()
+        }),
+        breaker: Some(no_breaker()),
+        chaos: Some(c),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn chaos_faults_go_through_the_same_layers_as_real_ones() {
+    let p = ScriptedProvider::new("c");
+    let (lp, layers) = layered(
+        &p,
+        &with_chaos(ChaosConfig {
+            error_rate: 1.0,
+            error: "rate_limited".into(),
+            retry_after_ms: Some(1_500),
+            ..Default::default()
+        }),
+    );
+    let start = Instant::now();
+    let err = lp
+        .searcher()
+        .unwrap()
+        .search(SearchRequest::new("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert_eq!(err.vendor_code(), Some("chaos"));
+    assert_eq!(
+        layers.chaos().upstream_calls(),
+        3,
+        "retried like a real 429"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "Retry-After honoured twice"
+    );
+    assert_eq!(p.calls(), 0, "injected faults never reach the adapter");
+
+    // Added latency beyond the attempt timeout becomes timeouts.
+    let (lp, _) = layered(
+        &p,
+        &with_chaos(ChaosConfig {
+            latency_ms: 5_000,
+            ..Default::default()
+        }),
+    );
+    let err = lp
+        .searcher()
+        .unwrap()
+        .search(SearchRequest::new("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+
+    // A seeded error rate fails about that share of calls, the same share every run.
+    let (lp, layers) = layered(
+        &p,
+        &LayerSettings {
+            retry: Some(RetryConfig {
+                enabled: false,
+                ..Default::default()
+            }),
+            breaker: Some(no_breaker()),
+            chaos: Some(ChaosConfig {
+                error_rate: 0.3,
+                seed: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    let s = lp.searcher().unwrap();
+    let mut failed = 0;
+    for _ in 0..1000 {
+        failed += s.search(SearchRequest::new("x")).await.is_err() as usize;
+    }
+    assert!(
+        (250..=350).contains(&failed),
+        "{failed} of 1000 failed at rate 0.3"
+    );
+    assert_eq!(layers.chaos().upstream_calls(), 1000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn chaos_cuts_streams_after_n_events_without_a_retry() {
+    let p = ScriptedProvider::new("c");
+    p.push_reply("one two three four five six");
+    let (lp, layers) = layered(
+        &p,
+        &with_chaos(ChaosConfig {
+            stream_cut_after: Some(2),
+            ..Default::default()
+        }),
+    );
+    let mut s = lp
+        .chat_model()
+        .unwrap()
+        .chat_stream(ChatRequest::new(vec![Message::user("hi")]))
+        .await
+        .unwrap();
+    let mut items = Vec::new();
+    while let Some(i) = s.next().await {
+        items.push(i);
+    }
+    assert_eq!(items.len(), 3);
+    assert!(items[0].is_ok() && items[1].is_ok());
+    assert_eq!(
+        items[2].as_ref().unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+    assert_eq!(layers.chaos().upstream_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn forcing_a_provider_down_moves_traffic_to_the_fallback() {
+    let primary = ScriptedProvider::new("primary");
+    let rules = ScriptedProvider::new("rules");
+    let lp = ProviderLayers::new("primary", &LayerSettings::default());
+    let client = Client::builder("drill")
+        .layers(lp.clone())
+        .route(
+            Capability::Search,
+            vec![
+                (
+                    "primary".into(),
+                    Arc::new(primary.clone()) as Arc<dyn Provider>,
+                ),
+                ("rules".into(), Arc::new(rules.clone()) as Arc<dyn Provider>),
+            ],
+        )
+        .unwrap()
+        .build();
+    let s = client.searcher().unwrap();
+    assert_eq!(
+        s.search(SearchRequest::new("x"))
+            .await
+            .unwrap()
+            .meta
+            .provider,
+        "primary"
+    );
+    client
+        .provider_layers("primary")
+        .unwrap()
+        .chaos()
+        .force_down(true);
+    let r = s.search(SearchRequest::new("x")).await.unwrap();
+    assert_eq!(r.meta.provider, "rules");
+    assert_eq!(primary.calls(), 1, "a forced-down provider is never called");
+    client
+        .provider_layers("primary")
+        .unwrap()
+        .chaos()
+        .force_down(false);
+    assert_eq!(
+        s.search(SearchRequest::new("x"))
+            .await
+            .unwrap()
+            .meta
+            .provider,
+        "primary"
+    );
 }

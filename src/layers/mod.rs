@@ -1,6 +1,6 @@
 //! Layers wrap a capability (`Arc<dyn Trait>` in, `Arc<dyn Trait>` out) to add behaviour
 //! around every call. The crate docs (*Layer order*) say where each one sits; per provider the
-//! order, outermost first, is breaker -> retry -> timeout -> adapter, and the fallback chain runs
+//! order, outermost first, is breaker -> retry -> timeout -> chaos -> adapter, and the fallback chain runs
 //! over those stacks.
 //!
 //! Each profile configures the layers, with overrides per provider:
@@ -39,11 +39,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::types::{ChatEvent, ChatStream};
 
 pub mod breaker;
+pub mod chaos;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerLayer, BreakerState};
+pub use chaos::{Chaos, ChaosConfig, ChaosLayer};
 pub use retry::{BudgetConfig, Retry, RetryBudget, RetryConfig, RetryEvent, RetryLayer};
 pub use timeout::{TimeoutConfig, TimeoutLayer};
 
@@ -74,6 +76,8 @@ pub struct LayerSettings {
     pub timeout: Option<TimeoutConfig>,
     /// Circuit breaker.
     pub breaker: Option<BreakerConfig>,
+    /// Fault injection (off unless set).
+    pub chaos: Option<ChaosConfig>,
 }
 
 /// `[profiles.NAME.layers]`: settings for every provider, and overrides per provider.
@@ -86,6 +90,8 @@ pub struct LayersConfig {
     pub timeout: Option<TimeoutConfig>,
     /// Circuit breaker of every provider.
     pub breaker: Option<BreakerConfig>,
+    /// Fault injection for every provider (off unless set).
+    pub chaos: Option<ChaosConfig>,
     /// Per provider name, settings that replace the ones above.
     pub providers: BTreeMap<String, LayerSettings>,
 }
@@ -104,6 +110,9 @@ impl LayersConfig {
             breaker: o
                 .and_then(|o| o.breaker.clone())
                 .or_else(|| self.breaker.clone()),
+            chaos: o
+                .and_then(|o| o.chaos.clone())
+                .or_else(|| self.chaos.clone()),
         }
     }
 
@@ -119,6 +128,9 @@ impl LayersConfig {
             if let Some(b) = &s.breaker {
                 b.validate(&format!("{p}.breaker"))?;
             }
+            if let Some(c) = &s.chaos {
+                c.validate(&format!("{p}.chaos"))?;
+            }
             Ok(())
         };
         check(
@@ -127,6 +139,7 @@ impl LayersConfig {
                 retry: self.retry.clone(),
                 timeout: self.timeout.clone(),
                 breaker: self.breaker.clone(),
+                chaos: self.chaos.clone(),
             },
         )?;
         for (name, s) in &self.providers {
@@ -143,13 +156,16 @@ pub struct ProviderLayers {
     retry: Option<Arc<Retry>>,
     timeout: Option<TimeoutConfig>,
     breaker: Option<Arc<Breaker>>,
+    chaos: Arc<Chaos>,
 }
 
 impl ProviderLayers {
     /// No layer at all (the adapter as it is).
     pub fn none(provider: impl Into<String>) -> Self {
+        let provider = provider.into();
         ProviderLayers {
-            provider: provider.into(),
+            chaos: Arc::new(Chaos::new(provider.clone(), None)),
+            provider,
             retry: None,
             timeout: None,
             breaker: None,
@@ -170,6 +186,7 @@ impl ProviderLayers {
             breaker: breaker
                 .enabled
                 .then(|| Arc::new(Breaker::new(provider.clone(), breaker))),
+            chaos: Arc::new(Chaos::new(provider.clone(), settings.chaos.clone())),
             provider,
         }
     }
@@ -191,14 +208,20 @@ impl ProviderLayers {
         self.breaker.as_ref()
     }
 
+    /// The provider's chaos switch (always present; injects nothing unless configured or
+    /// forced down).
+    pub fn chaos(&self) -> &Arc<Chaos> {
+        &self.chaos
+    }
+
     /// The provider's retry state, if enabled.
     pub fn retry(&self) -> Option<&Arc<Retry>> {
         self.retry.as_ref()
     }
 
-    /// Wraps one capability handle: breaker -> retry -> timeout -> `s`.
+    /// Wraps one capability handle: breaker -> retry -> timeout -> chaos -> `s`.
     pub fn wrap<T: ?Sized + Layered>(&self, s: Arc<T>) -> Arc<T> {
-        let mut s = s;
+        let mut s = T::chaos(s, self.chaos.clone());
         if let Some(t) = &self.timeout {
             s = T::timeout(s, &self.provider, t.clone());
         }
@@ -221,6 +244,8 @@ pub trait Layered: 'static {
     fn retry(inner: Arc<Self>, retry: Arc<Retry>) -> Arc<Self>;
     /// Wraps with a [`BreakerLayer`].
     fn breaker(inner: Arc<Self>, breaker: Arc<Breaker>) -> Arc<Self>;
+    /// Wraps with a [`ChaosLayer`].
+    fn chaos(inner: Arc<Self>, chaos: Arc<Chaos>) -> Arc<Self>;
 }
 
 macro_rules! layered {
@@ -234,6 +259,9 @@ macro_rules! layered {
             }
             fn breaker(inner: Arc<Self>, breaker: Arc<Breaker>) -> Arc<Self> {
                 Arc::new(BreakerLayer::new(inner, breaker))
+            }
+            fn chaos(inner: Arc<Self>, chaos: Arc<Chaos>) -> Arc<Self> {
+                Arc::new(ChaosLayer::new(inner, chaos))
             }
         }
     )*};

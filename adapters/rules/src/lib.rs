@@ -22,6 +22,7 @@
 
 mod catalog;
 pub mod chat;
+pub mod forecast;
 pub mod forecaster;
 pub mod recommend;
 pub mod sample;

@@ -1,0 +1,126 @@
+//! The construction of forecast quantiles from a point forecast and a
+//! horizon-dependent sigma (normal quantiles come from the core).
+
+pub use merchant_ai::replenish::normal_quantile;
+
+/// Builds the requested quantiles: `point + z(q) * sigma_h`, clamped below
+/// at 0 when `non_negative`. Quantiles are monotone in `q` at every step
+/// because `sigma_h >= 0` and clamping is monotone.
+pub(crate) fn build_quantiles(
+    point: &[f64],
+    sigma_h: &[f64],
+    quantiles: &[f64],
+    non_negative: bool,
+) -> Vec<(f64, Vec<f64>)> {
+    quantiles
+        .iter()
+        .map(|&q| {
+            let z = normal_quantile(q);
+            let values = point
+                .iter()
+                .zip(sigma_h)
+                .map(|(&p, &s)| {
+                    let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
+                    let v = if s == 0.0 { p } else { p + z * s };
+                    let v = v.clamp(-f64::MAX, f64::MAX);
+                    if non_negative { v.max(0.0) } else { v }
+                })
+                .collect();
+            (q, values)
+        })
+        .collect()
+}
+
+/// Forecast-variance multipliers of the linear exponential smoothing models
+/// with additive errors ("class 1" of Hyndman et al. 2008, table 6.1):
+/// `sigma_h = sigma * sqrt(1 + sum_{j=1}^{h-1} c_j^2)` with
+/// `c_j = alpha + beta * phi_j + gamma * [j mod m == 0]`,
+/// `phi_j = phi + ... + phi^j` (`= j` without damping, 0 without trend).
+pub(crate) fn ets_sigma_h(
+    sigma: f64,
+    horizon: usize,
+    alpha: f64,
+    beta: Option<(f64, f64)>,
+    gamma: Option<(f64, usize)>,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(horizon);
+    let mut acc = 1.0f64;
+    let mut phi_j = 0.0;
+    let mut phi_pow = 1.0;
+    for h in 1..=horizon {
+        out.push(sigma * acc.sqrt());
+        // add c_h^2 for the next step
+        let j = h;
+        let mut c = alpha;
+        if let Some((beta, phi)) = beta {
+            phi_pow *= phi;
+            phi_j += phi_pow;
+            c += beta * phi_j;
+        }
+        if let Some((gamma, m)) = gamma
+            && m > 0
+            && j % m == 0
+        {
+            c += gamma;
+        }
+        acc += c * c;
+    }
+    out
+}
+
+/// `sigma * sqrt(h)` growth, for models without analytic variance.
+pub(crate) fn random_walk_sigma_h(sigma: f64, horizon: usize) -> Vec<f64> {
+    (1..=horizon).map(|h| sigma * (h as f64).sqrt()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_normal_quantiles() {
+        assert_eq!(normal_quantile(0.5), 0.0);
+        assert!((normal_quantile(0.95) - 1.644_853_626_951_472_2).abs() < 1e-12);
+        assert!((normal_quantile(0.975) - 1.959_963_984_540_054).abs() < 1e-12);
+        assert!((normal_quantile(0.025) + 1.959_963_984_540_054).abs() < 1e-12);
+        assert!((normal_quantile(0.9) - 1.281_551_565_544_600_4).abs() < 1e-12);
+        assert!((normal_quantile(0.999) - 3.090_232_306_167_813_5).abs() < 1e-11);
+        assert!((normal_quantile(1e-10) + 6.361_340_902_404_056).abs() < 1e-9);
+        assert!((normal_quantile(1e-300) + 37.047_096_299_361_2).abs() < 1e-9);
+        assert!(normal_quantile(1.5).is_nan() && normal_quantile(f64::NAN).is_nan());
+        assert_eq!(normal_quantile(0.0), f64::NEG_INFINITY);
+        // symmetry and monotonicity on a grid
+        let mut prev = f64::NEG_INFINITY;
+        for i in 1..1000 {
+            let p = i as f64 / 1000.0;
+            let z = normal_quantile(p);
+            assert!(z > prev);
+            assert!((z + normal_quantile(1.0 - p)).abs() < 1e-12);
+            prev = z;
+        }
+    }
+
+    #[test]
+    fn ses_variance_multiplier() {
+        // SES: v_h = sigma^2 (1 + (h-1) alpha^2)
+        let s = ets_sigma_h(2.0, 4, 0.5, None, None);
+        for (h, v) in s.iter().enumerate() {
+            let want = 2.0 * (1.0 + h as f64 * 0.25).sqrt();
+            assert!((v - want).abs() < 1e-12);
+        }
+        // Holt: c_j = alpha + beta j
+        let s = ets_sigma_h(1.0, 3, 0.5, Some((0.1, 1.0)), None);
+        let want3 = (1.0f64 + 0.6 * 0.6 + 0.7 * 0.7).sqrt();
+        assert!((s[2] - want3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn quantiles_are_monotone_and_clamped() {
+        let q = build_quantiles(&[1.0, 2.0], &[1.0, 3.0], &[0.05, 0.5, 0.95], true);
+        assert_eq!(q[0].1[0], 0.0);
+        assert_eq!(q[1].1, vec![1.0, 2.0]);
+        for step in 0..2 {
+            assert!(q[0].1[step] <= q[1].1[step] && q[1].1[step] <= q[2].1[step]);
+        }
+    }
+}
