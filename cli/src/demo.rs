@@ -353,12 +353,14 @@ async fn forecast_part(s: &Session, json: bool) -> CliResult<Value> {
             picks.len()
         );
         for (p, h) in picks.iter().zip(&history) {
-            let last: Vec<f64> = h.values[h.values.len().saturating_sub(28)..].to_vec();
+            let mean = h.values.iter().sum::<f64>() / h.values.len().max(1) as f64;
+            let zeros = h.values.iter().filter(|v| **v == 0.0).count();
             outln!(
-                "   {} {:<52} last 28 days {}",
+                "   {} {:<52} {:>5.1}/day, {:>3} days without a sale",
                 p.id,
                 print::cut(&p.title, 52),
-                forecast::sparkline(&last)
+                mean,
+                zeros
             );
         }
         outln!();
@@ -372,7 +374,7 @@ async fn forecast_part(s: &Session, json: bool) -> CliResult<Value> {
         .map(|h| h.future_timestamps(horizon).unwrap_or_default())
         .collect();
     if !json {
-        forecast::summary(&r, &dates, 3);
+        forecast::summary(&r, &history, &dates, 3);
         outln!("{}", print::served(&r.meta));
     }
     // Reorder advice from the products' stock, 7 days lead time, 95% service level.

@@ -102,7 +102,7 @@ pub async fn run(g: &GlobalArgs, a: ForecastArgs) -> CliResult<()> {
             "plot": a.plot,
         }))?;
     } else {
-        summary(&r, &dates, 7);
+        summary(&r, &hist.series, &dates, 7);
         if !advice.is_empty() {
             outln!(
                 "\nreorder advice (lead time {} days, service level {}):",
@@ -454,8 +454,14 @@ pub fn series_to_csv(series: &[Series]) -> String {
     out
 }
 
-/// The first `rows` steps and the total per series.
-pub fn summary(r: &ForecastResponse, dates: &[Vec<DateTime<Utc>>], rows: usize) {
+/// Per series: the total, the recent history and the forecast as sparklines on one scale,
+/// and the first `rows` steps with their interval.
+pub fn summary(
+    r: &ForecastResponse,
+    history: &[Series],
+    dates: &[Vec<DateTime<Utc>>],
+    rows: usize,
+) {
     for (f, ds) in r.series.iter().zip(dates) {
         if let Some(e) = &f.error {
             outln!(
@@ -470,13 +476,24 @@ pub fn summary(r: &ForecastResponse, dates: &[Vec<DateTime<Utc>>], rows: usize) 
         let lo = f.quantile(QUANTILES[0]).unwrap_or(&[]);
         let hi = f.quantile(QUANTILES[1]).unwrap_or(&[]);
         outln!(
-            "   {} (model {}): {:.1} units over {} steps  {}",
+            "   {} (model {}): {:.1} units over the next {} steps",
             f.id,
             f.model,
             total,
             f.point.len(),
-            sparkline(&f.point)
         );
+        if let Some(h) = history.iter().find(|s| s.id == f.id) {
+            let n = f.point.len().min(56);
+            let past = &h.values[h.values.len().saturating_sub(n)..];
+            let max = past.iter().chain(&f.point).copied().fold(0.0f64, f64::max);
+            outln!(
+                "      last {} {} | next {} {}",
+                past.len(),
+                sparkline_scaled(past, max),
+                n,
+                sparkline_scaled(&f.point[..n], max)
+            );
+        }
         for k in 0..rows.min(f.point.len()) {
             let d = ds
                 .get(k)
@@ -495,10 +512,14 @@ pub fn summary(r: &ForecastResponse, dates: &[Vec<DateTime<Utc>>], rows: usize) 
     }
 }
 
-/// A one-line chart of the values.
+/// A one-line chart of the values, scaled to their maximum.
 pub fn sparkline(v: &[f64]) -> String {
+    sparkline_scaled(v, v.iter().copied().fold(0.0f64, f64::max))
+}
+
+/// A one-line chart of the values, scaled from 0 to `max`.
+pub fn sparkline_scaled(v: &[f64], max: f64) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let max = v.iter().copied().fold(0.0f64, f64::max);
     v.iter()
         .map(|x| {
             if max <= 0.0 {
