@@ -512,11 +512,6 @@ pub fn summary(
     }
 }
 
-/// A one-line chart of the values, scaled to their maximum.
-pub fn sparkline(v: &[f64]) -> String {
-    sparkline_scaled(v, v.iter().copied().fold(0.0f64, f64::max))
-}
-
 /// A one-line chart of the values, scaled from 0 to `max`.
 pub fn sparkline_scaled(v: &[f64], max: f64) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -779,8 +774,9 @@ mod tests {
         assert_eq!(csv, "id,date,value\nx,2025-03-01,1\nx,2025-03-02,2\n");
         let h = parse(&csv).unwrap();
         assert_eq!(h.series[0].values, vec![1.0, 2.0]);
-        assert_eq!(sparkline(&[0.0, 1.0]), "▁█");
-        assert_eq!(sparkline(&[0.0, 0.0]), "▁▁");
+        assert_eq!(sparkline_scaled(&[0.0, 1.0], 1.0), "▁█");
+        assert_eq!(sparkline_scaled(&[1.0, 1.0], 2.0), "▅▅");
+        assert_eq!(sparkline_scaled(&[0.0, 0.0], 0.0), "▁▁");
     }
     #[test]
     fn plot_and_csv_of_a_forecast() {
