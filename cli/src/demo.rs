@@ -356,9 +356,9 @@ async fn forecast_part(s: &Session, json: bool) -> CliResult<Value> {
             let mean = h.values.iter().sum::<f64>() / h.values.len().max(1) as f64;
             let zeros = h.values.iter().filter(|v| **v == 0.0).count();
             outln!(
-                "   {} {:<52} {:>5.1}/day, {:>3} days without a sale",
+                "   {} {} {:>5.1}/day, {:>3} days without a sale",
                 p.id,
-                print::cut(&p.title, 52),
+                print::fit(&p.title, 52),
                 mean,
                 zeros
             );

@@ -45,15 +45,51 @@ pub fn ms(d: std::time::Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// Cuts a string to `n` characters, marking the cut.
-pub fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
+/// Columns a character takes in a terminal: 2 for CJK and full-width forms, else 1.
+fn char_width(c: char) -> usize {
+    match c as u32 {
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x20000..=0x3FFFD => 2,
+        _ => 1,
     }
+}
+
+/// Cuts a string to at most `n` terminal columns, marking the cut with `…`.
+pub fn cut(s: &str, n: usize) -> String {
+    let total: usize = s.chars().map(char_width).sum();
+    if total <= n {
+        return s.to_owned();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = char_width(c);
+        if w + cw + 1 > n {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    out.push('…');
+    out
+}
+
+/// Cuts or pads a string to exactly `n` terminal columns (a table cell).
+pub fn fit(s: &str, n: usize) -> String {
+    let mut out = cut(s, n);
+    let w: usize = out.chars().map(char_width).sum();
+    out.extend(std::iter::repeat_n(' ', n.saturating_sub(w)));
+    out
 }
 
 fn stock(p: &Product) -> String {
@@ -75,10 +111,10 @@ pub fn search_hits(r: &SearchResponse, lang: Option<&str>) {
             Some(p) => {
                 let title = lang.map_or(p.title.as_str(), |l| p.title_in(l));
                 outln!(
-                    "   {:>2}. {:<10} {:<58} {:>12}  {:<12} score {:.2}",
+                    "   {:>2}. {:<10} {} {:>12}  {:<12} score {:.2}",
                     i + 1,
                     h.product_id,
-                    cut(title, 58),
+                    fit(title, 58),
                     p.price.to_string(),
                     stock(p),
                     h.score
@@ -118,11 +154,26 @@ pub fn recommendations(r: &RecommendResponse, s: &Session) {
             format!("{}: {}", it.reason.kind.as_str(), it.reason.detail)
         };
         outln!(
-            "   {:>2}. {:<10} {:<58} {}",
+            "   {:>2}. {:<10} {} {}",
             i + 1,
             it.product_id,
-            cut(&title, 58),
+            fit(&title, 58),
             cut(&reason, 60)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_measured_in_terminal_columns() {
+        assert_eq!(cut("abc", 5), "abc");
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(fit("ab", 4), "ab  ");
+        assert_eq!(fit("降噪耳机", 6), "降噪… ");
+        assert_eq!(fit("耳机", 6), "耳机  ");
+        assert_eq!(fit("", 0), "");
     }
 }

@@ -9,7 +9,8 @@ use merchant_ai_rules::{RulesConfig, RulesProvider};
 
 #[tokio::test]
 async fn rules_provider_passes_the_contract_suite() {
-    let p: Arc<dyn Provider> = Arc::new(RulesProvider::new("rules", RulesConfig::default()).unwrap());
+    let p: Arc<dyn Provider> =
+        Arc::new(RulesProvider::new("rules", RulesConfig::default()).unwrap());
     let report = Suite::new(p).run().await;
     report.print();
     report.assert_passed();
@@ -21,7 +22,8 @@ async fn rules_provider_passes_the_contract_suite() {
 
 #[tokio::test]
 async fn rules_provider_passes_behind_the_default_layers() {
-    let p: Arc<dyn Provider> = Arc::new(RulesProvider::new("rules", RulesConfig::default()).unwrap());
+    let p: Arc<dyn Provider> =
+        Arc::new(RulesProvider::new("rules", RulesConfig::default()).unwrap());
     let layered = LayeredProvider::new(p, ProviderLayers::new("rules", &LayerSettings::default()));
     let report = Suite::new(Arc::new(layered)).run().await;
     report.assert_passed();
@@ -51,5 +53,9 @@ forecast = ["rules"]
     )
     .unwrap();
     let err = registry.build(&bad, None).await.unwrap_err();
-    assert!(err.message().contains("providers.rules.forecast.method: unknown forecast method \"arima\""), "{err}");
+    assert!(
+        err.message()
+            .contains("providers.rules.forecast.method: unknown forecast method \"arima\""),
+        "{err}"
+    );
 }
