@@ -48,10 +48,10 @@ async fn main() -> merchant_ai::Result<()> {
         println!("{:<6} {:>6.2}  {title}", hit.product_id, hit.score);
     }
     println!(
-        "served by {} (model {}) in {:?}{}",
+        "served by {} (model {}) in {:.1} ms{}",
         r.meta.provider,
         r.meta.model.as_deref().unwrap_or("-"),
-        r.meta.latency,
+        r.meta.latency.as_secs_f64() * 1000.0,
         if r.meta.from_fallback() {
             ", as a fallback"
         } else {

@@ -81,7 +81,7 @@ async fn main() -> Result<()> {
                 .with_limit(3usize),
         )
         .await?;
-    println!("\nwith {anchor}, shoppers also buy {}", served(&r.meta));
+    println!("\non the page of {anchor}, recommended {}", served(&r.meta));
     for it in &r.items {
         println!("  {} ({})", it.product_id, it.reason.kind.as_str());
     }
