@@ -327,6 +327,8 @@ async fn stream_reply(model: &dyn ChatModel, req: ChatRequest) -> CliResult<Chat
     let mut stream = model.chat_stream(req).await?;
     let mut text = String::new();
     let mut calls = Vec::new();
+    // Providers that stream tool calls in pieces: accumulated by index.
+    let mut partial: std::collections::BTreeMap<usize, ToolCall> = Default::default();
     let mut out = std::io::stdout();
     while let Some(ev) = stream.next().await {
         match ev? {
@@ -336,10 +338,30 @@ async fn stream_reply(model: &dyn ChatModel, req: ChatRequest) -> CliResult<Chat
                 text.push_str(&t);
             }
             ChatEvent::ToolCall { call } => calls.push(call),
+            ChatEvent::ToolCallDelta {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                let c = partial
+                    .entry(index)
+                    .or_insert_with(|| ToolCall::new("", "", ""));
+                if let Some(id) = id {
+                    c.id = id;
+                }
+                if let Some(n) = name {
+                    c.name = n;
+                }
+                c.arguments.push_str(&arguments);
+            }
             ChatEvent::Finished {
                 finish_reason,
                 meta,
             } => {
+                if calls.is_empty() {
+                    calls = std::mem::take(&mut partial).into_values().collect();
+                }
                 if !text.is_empty() {
                     outln!();
                 }
