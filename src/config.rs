@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::Capability;
 use crate::error::{Error, Result};
-use crate::layers::LayersConfig;
+use crate::layers::{CacheConfig, LayersConfig};
 
 pub use secrecy::{ExposeSecret, SecretString};
 
@@ -264,9 +264,14 @@ pub struct Profile {
     description: Option<String>,
     routes: BTreeMap<Capability, Vec<String>>,
     layers: LayersConfig,
+    cache: Option<CacheConfig>,
 }
 
 impl Profile {
+    /// The response cache settings (`[profiles.NAME.cache]`), if the profile enables one.
+    pub fn cache(&self) -> Option<&CacheConfig> {
+        self.cache.as_ref().filter(|c| c.enabled)
+    }
     /// The layer settings (`[profiles.NAME.layers]`).
     pub fn layers(&self) -> &LayersConfig {
         &self.layers
@@ -310,7 +315,7 @@ pub struct Config {
 }
 
 const TOP_KEYS: &[&str] = &["default_profile", "catalog", "providers", "profiles"];
-const PROFILE_KEYS: &[&str] = &["description", "routes", "layers"];
+const PROFILE_KEYS: &[&str] = &["description", "routes", "layers", "cache"];
 const CATALOG_KEYS: &[&str] = &["products", "events"];
 
 impl Config {
@@ -534,6 +539,20 @@ impl Config {
                                         problems.push(format!("{rpath}: the route is empty"));
                                     }
                                     profile.routes.insert(c, names);
+                                }
+                            }
+                            ("cache", v) => {
+                                let cpath = format!("{path}.cache");
+                                match v.try_into::<CacheConfig>() {
+                                    Ok(c) => {
+                                        if let Err(e) = c.validate(&cpath) {
+                                            problems.push(e.message().to_owned());
+                                        }
+                                        profile.cache = Some(c);
+                                    }
+                                    Err(e) => {
+                                        problems.push(format!("{cpath}: {}", e.message().trim()))
+                                    }
                                 }
                             }
                             ("layers", v) => {

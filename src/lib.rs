@@ -53,8 +53,9 @@
 //! ([`layers::breaker`]), retry with backoff, `Retry-After` and a retry budget
 //! ([`layers::retry`]) and timeouts per attempt, to the first stream event and between events
 //! ([`layers::timeout`]). Each profile configures them (`[profiles.NAME.layers]`, see
-//! [`layers`]); every layer can be turned off with `enabled = false`. Observe, policy, redact
-//! and cache take the positions above as they land.
+//! [`layers`]); every layer can be turned off with `enabled = false`. The response cache
+//! ([`layers::cache`], `[profiles.NAME.cache]`) sits outside the fallback chain. Observe,
+//! policy and redact take the positions above as they land.
 //!
 //! # Features
 //!
@@ -70,6 +71,7 @@
 pub mod api;
 pub mod business_rules;
 pub mod config;
+pub mod drill;
 pub mod error;
 pub mod layers;
 pub mod registry;

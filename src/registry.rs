@@ -10,10 +10,11 @@ use serde::Serialize;
 use crate::api::*;
 use crate::config::{Config, Profile, ProviderConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::layers::ProviderLayers;
+use crate::layers::cache::{CachedChat, CachedForecaster, CachedRecommender, CachedSearcher};
 use crate::layers::fallback::{
     FallbackChat, FallbackForecaster, FallbackRecommender, FallbackSearcher,
 };
+use crate::layers::{CacheConfig, ProviderLayers};
 
 /// What a factory gets to build one provider.
 #[non_exhaustive]
@@ -249,6 +250,9 @@ impl Registry {
                 &profile.layers().for_provider(name),
             ));
         }
+        if let Some(c) = profile.cache() {
+            builder = builder.cache(c.clone());
+        }
         for (cap, route) in profile.routes() {
             let chain: Vec<(String, Arc<dyn Provider>)> = route
                 .iter()
@@ -288,6 +292,7 @@ pub struct Client {
 pub struct ClientBuilder {
     table: RouteTable,
     layers: BTreeMap<String, ProviderLayers>,
+    cache: Option<CacheConfig>,
     searcher: Option<Arc<dyn Searcher>>,
     recommender: Option<Arc<dyn Recommender>>,
     chat: Option<Arc<dyn ChatModel>>,
@@ -309,6 +314,13 @@ impl ClientBuilder {
     #[must_use]
     pub fn layers(mut self, layers: ProviderLayers) -> Self {
         self.layers.insert(layers.provider().to_owned(), layers);
+        self
+    }
+
+    /// Caches the answers of routes set afterwards (see [`crate::layers::cache`]).
+    #[must_use]
+    pub fn cache(mut self, cfg: CacheConfig) -> Self {
+        self.cache = Some(cfg);
         self
     }
 
@@ -351,7 +363,11 @@ impl ClientBuilder {
                         Ok((n.clone(), self.wrap(n, h)))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                self.searcher = Some(Arc::new(FallbackSearcher::new(r)));
+                let s: Arc<dyn Searcher> = Arc::new(FallbackSearcher::new(r));
+                self.searcher = Some(match &self.cache {
+                    Some(c) => Arc::new(CachedSearcher::new(s, c)),
+                    None => s,
+                });
             }
             Capability::Recommend => {
                 let r = chain
@@ -361,7 +377,11 @@ impl ClientBuilder {
                         Ok((n.clone(), self.wrap(n, h)))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                self.recommender = Some(Arc::new(FallbackRecommender::new(r)));
+                let s: Arc<dyn Recommender> = Arc::new(FallbackRecommender::new(r));
+                self.recommender = Some(match &self.cache {
+                    Some(c) => Arc::new(CachedRecommender::new(s, c)),
+                    None => s,
+                });
             }
             Capability::Chat => {
                 let r = chain
@@ -371,7 +391,11 @@ impl ClientBuilder {
                         Ok((n.clone(), self.wrap(n, h)))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                self.chat = Some(Arc::new(FallbackChat::new(r)));
+                let s: Arc<dyn ChatModel> = Arc::new(FallbackChat::new(r));
+                self.chat = Some(match &self.cache {
+                    Some(c) => Arc::new(CachedChat::new(s, c)),
+                    None => s,
+                });
             }
             Capability::Forecast => {
                 let r = chain
@@ -381,7 +405,11 @@ impl ClientBuilder {
                         Ok((n.clone(), self.wrap(n, h)))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                self.forecaster = Some(Arc::new(FallbackForecaster::new(r)));
+                let s: Arc<dyn Forecaster> = Arc::new(FallbackForecaster::new(r));
+                self.forecaster = Some(match &self.cache {
+                    Some(c) => Arc::new(CachedForecaster::new(s, c)),
+                    None => s,
+                });
             }
         }
         Ok(self)

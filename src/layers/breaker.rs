@@ -144,6 +144,13 @@ impl Breaker {
         }
     }
 
+    /// Closes the breaker and forgets past outcomes (e.g. between drill scenarios).
+    pub fn reset(&self) {
+        *self.state.lock().expect("breaker lock") = State::Closed {
+            outcomes: VecDeque::new(),
+        };
+    }
+
     fn refused(&self, op: &str, left: Duration) -> Error {
         Error::new(
             ErrorKind::Unavailable,

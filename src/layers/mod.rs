@@ -39,12 +39,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::types::{ChatEvent, ChatStream};
 
 pub mod breaker;
+pub mod cache;
 pub mod chaos;
 pub mod fallback;
 pub mod retry;
 pub mod timeout;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerLayer, BreakerState};
+pub use cache::CacheConfig;
 pub use chaos::{Chaos, ChaosConfig, ChaosLayer};
 pub use retry::{BudgetConfig, Retry, RetryBudget, RetryConfig, RetryEvent, RetryLayer};
 pub use timeout::{TimeoutConfig, TimeoutLayer};

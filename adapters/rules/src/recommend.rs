@@ -267,13 +267,16 @@ impl RecommendConfig {
     }
 }
 
+/// Content features per product, with the product they were computed from.
+type FeatureCache = DetMap<ProductId, (Arc<Product>, Arc<Features>)>;
+
 /// The rules recommend capability.
 pub struct RulesRecommender {
     name: String,
     cfg: RecommendConfig,
     catalog: Arc<Catalog>,
     state: RwLock<State>,
-    features: Mutex<DetMap<ProductId, (Arc<Product>, Arc<Features>)>>,
+    features: Mutex<FeatureCache>,
 }
 
 /// Shows sizes only: the state holds subjects' histories, which never go to logs.

@@ -534,3 +534,51 @@ async fn odd_input_never_panics() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn bulk_upsert_is_merged_and_stays_maintainable() {
+    let catalog = Arc::new(Catalog::new());
+    let s = RulesSearcher::new("rules", cfg(), catalog.clone()).unwrap();
+    let words = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf",
+    ];
+    let bulk: Vec<Product> = (0..12_000)
+        .map(|i| {
+            Product::new(
+                format!("b{i:05}"),
+                format!("{} {} item{i}", words[i % 7], words[(i / 7) % 7]),
+                cny(100 + i as i64),
+            )
+        })
+        .collect();
+    let r = s.upsert(bulk).await.unwrap();
+    assert_eq!(r.applied, 12_000);
+    assert!(format!("{s:?}").contains("segments: 1"), "{s:?}");
+    assert_eq!(catalog.len(), 12_000);
+    assert_eq!(q(&s, "item4242").await, ["b04242"]);
+    // Small changes after a bulk load still apply.
+    s.upsert(vec![Product::new("b04242", "zulu", cny(1))])
+        .await
+        .unwrap();
+    assert!(q(&s, "item4242").await.is_empty());
+    s.remove(vec!["b00001".into()]).await.unwrap();
+    let r = s.search(SearchRequest::new("")).await.unwrap();
+    assert_eq!(r.total, 11_999);
+}
+
+#[tokio::test]
+async fn index_dir_with_another_schema_is_a_config_error() {
+    use tantivy::schema::{STORED, STRING, Schema};
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Schema::builder();
+    b.add_text_field("other", STRING | STORED);
+    tantivy::Index::create_in_dir(dir.path(), b.build()).unwrap();
+    let e = RulesSearcher::new(
+        "rules",
+        cfg().with_index_dir(dir.path()),
+        Arc::new(Catalog::new()),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert!(e.message().contains("search.index_dir"), "{e}");
+}

@@ -29,6 +29,7 @@ use levenshtein_automata::{DFA, Distance, LevenshteinAutomatonBuilder, SINK_STAT
 use merchant_ai::*;
 use serde::Deserialize;
 use tantivy::directory::MmapDirectory;
+use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, DisjunctionMaxQuery, EnableScoring, Occur, Query, TermQuery,
 };
@@ -104,9 +105,13 @@ impl SearchConfig {
 /// Batches larger than this are committed on the blocking pool.
 const BLOCKING_BATCH: usize = 64;
 /// Most fuzzy variants per query word.
-const MAX_FUZZY: usize = 8;
+const MAX_FUZZY: usize = 6;
 /// Most prefix completions of the last query word.
-const MAX_PREFIX: usize = 12;
+const MAX_PREFIX: usize = 8;
+/// A word found in at least this many documents is taken as spelled right: no typo variants.
+const FUZZY_SKIP_DF: u64 = 16;
+/// A batch at least this large (and at least half the index) is merged into one segment.
+const MERGE_BATCH: usize = 10_000;
 /// Dictionary terms scanned per segment for prefix completions.
 const PREFIX_SCAN: usize = 512;
 
@@ -195,6 +200,7 @@ struct Inner {
     name: String,
     catalog: Arc<Catalog>,
     index_dir: Option<PathBuf>,
+    index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     slots: RwLock<Slots>,
@@ -220,6 +226,10 @@ impl fmt::Debug for RulesSearcher {
         f.debug_struct("RulesSearcher")
             .field("name", &self.inner.name)
             .field("docs", &docs)
+            .field(
+                "segments",
+                &self.inner.reader.searcher().segment_readers().len(),
+            )
             .field("index_dir", &self.inner.index_dir)
             .field("synonym_groups", &self.inner.synonyms.len())
             .finish()
@@ -310,6 +320,7 @@ impl RulesSearcher {
                 name: name.into(),
                 catalog,
                 index_dir: cfg.index_dir.clone(),
+                index,
                 reader,
                 writer: Mutex::new(writer),
                 slots: RwLock::new(Slots::default()),
@@ -394,22 +405,33 @@ impl RulesSearcher {
     }
 }
 
-/// A Levenshtein DFA as an FST automaton.
-struct Lev<'a>(&'a DFA);
+/// A Levenshtein DFA as an FST automaton, with the first character of the word fixed (typos
+/// in the first letter are rare, and fixing it keeps the dictionary walk short).
+struct Lev<'a> {
+    dfa: &'a DFA,
+    head: &'a [u8],
+}
 
 impl tantivy_fst::Automaton for Lev<'_> {
-    type State = u32;
-    fn start(&self) -> u32 {
-        self.0.initial_state()
+    /// The DFA state and the bytes of the head seen so far; `None` once the head differs.
+    type State = Option<(u32, usize)>;
+    fn start(&self) -> Self::State {
+        Some((self.dfa.initial_state(), 0))
     }
-    fn is_match(&self, s: &u32) -> bool {
-        matches!(self.0.distance(*s), Distance::Exact(_))
+    fn is_match(&self, s: &Self::State) -> bool {
+        s.is_some_and(|(d, n)| {
+            n >= self.head.len() && matches!(self.dfa.distance(d), Distance::Exact(_))
+        })
     }
-    fn can_match(&self, s: &u32) -> bool {
-        *s != SINK_STATE
+    fn can_match(&self, s: &Self::State) -> bool {
+        s.is_some_and(|(d, _)| d != SINK_STATE)
     }
-    fn accept(&self, s: &u32, b: u8) -> u32 {
-        self.0.transition(*s, b)
+    fn accept(&self, s: &Self::State, b: u8) -> Self::State {
+        let (d, n) = (*s)?;
+        if n < self.head.len() && self.head[n] != b {
+            return None;
+        }
+        Some((self.dfa.transition(d, b), n + 1))
     }
 }
 
@@ -521,6 +543,11 @@ impl Inner {
             let mut slots = self.slots.write().map_err(|_| poisoned())?;
             batch.iter().map(|p| slots.slot_for(&p.id)).collect()
         };
+        let total_after = self.reader.searcher().num_docs() as usize + batch.len();
+        let bulk = batch.len() >= MERGE_BATCH && batch.len() * 2 >= total_after;
+        if bulk {
+            writer.set_merge_policy(Box::new(NoMergePolicy));
+        }
         let staged = (|| -> Result<()> {
             for (p, slot) in batch.iter().zip(&assigned) {
                 writer.delete_term(Term::from_field_text(self.f.id, p.id.as_str()));
@@ -529,6 +556,18 @@ impl Inner {
             writer.commit().map_err(tv)?;
             Ok(())
         })();
+        if bulk {
+            // One segment after a bulk load keeps queries fast; a failed merge leaves a valid
+            // index of several segments.
+            if staged.is_ok()
+                && let Ok(ids) = self.index.searchable_segment_ids()
+                && ids.len() > 1
+                && let Err(e) = writer.merge(&ids).wait()
+            {
+                tracing::warn!("search: merging segments after a bulk upsert failed: {e}");
+            }
+            writer.set_merge_policy(Box::new(LogMergePolicy::default()));
+        }
         if let Err(e) = staged {
             let _ = writer.rollback();
             return Err(e);
@@ -631,6 +670,22 @@ impl Inner {
         if max_dist == 0 && !prefix {
             return Ok(Vec::new());
         }
+        // Sum the exact word's document frequency first: a common word is spelled right.
+        let mut exact_df = 0u64;
+        for seg in searcher.segment_readers() {
+            let inv = seg.inverted_index(self.f.all).map_err(tv)?;
+            if let Some(ti) = inv.terms().get(word.as_bytes()).map_err(|e| tv(e.into()))? {
+                exact_df += u64::from(ti.doc_freq);
+            }
+        }
+        let max_dist = if exact_df >= FUZZY_SKIP_DF {
+            0
+        } else {
+            max_dist
+        };
+        if max_dist == 0 && !prefix {
+            return Ok(Vec::new());
+        }
         let dfa = match max_dist {
             1 => Some(self.lev1.build_dfa(word)),
             2 => Some(self.lev2.build_dfa(word)),
@@ -638,18 +693,16 @@ impl Inner {
         };
         // term -> (weight before idf scaling, summed doc freq)
         let mut found: HashMap<String, (f32, u64)> = HashMap::new();
-        let mut exact_df = 0u64;
         for seg in searcher.segment_readers() {
             let inv = seg.inverted_index(self.f.all).map_err(tv)?;
             let dict = inv.terms();
-            if let Some(ti) = dict.get(word.as_bytes()).map_err(|e| tv(e.into()))? {
-                exact_df += u64::from(ti.doc_freq);
-            }
             if let Some(dfa) = &dfa {
-                let mut s = dict
-                    .search(Lev(dfa))
-                    .into_stream()
-                    .map_err(|e| tv(e.into()))?;
+                let head_len = word.chars().next().map_or(0, char::len_utf8);
+                let aut = Lev {
+                    dfa,
+                    head: &word.as_bytes()[..head_len],
+                };
+                let mut s = dict.search(aut).into_stream().map_err(|e| tv(e.into()))?;
                 while s.advance() {
                     let key = s.key();
                     if key == word.as_bytes() {
@@ -914,12 +967,13 @@ impl Inner {
 #[async_trait]
 impl Searcher for RulesSearcher {
     async fn upsert(&self, products: Vec<Product>) -> Result<IndexReport> {
-        let big = products.len() > BLOCKING_BATCH;
+        // On disk, a commit syncs files: never on the async runtime.
+        let big = products.len() > BLOCKING_BATCH || self.inner.index_dir.is_some();
         self.blocking(big, move |inner| inner.upsert_blocking(products))
             .await
     }
     async fn remove(&self, ids: Vec<ProductId>) -> Result<IndexReport> {
-        let big = ids.len() > BLOCKING_BATCH;
+        let big = ids.len() > BLOCKING_BATCH || self.inner.index_dir.is_some();
         self.blocking(big, move |inner| inner.remove_blocking(ids))
             .await
     }

@@ -65,6 +65,8 @@ pub(crate) struct MerchantTokenizer {
 pub(crate) struct VecTokenStream {
     tokens: Vec<Token>,
     next: usize,
+    /// Returned by `token()` before the first `advance()` or when there is no token.
+    empty: Token,
 }
 
 impl TokenStream for VecTokenStream {
@@ -77,17 +79,16 @@ impl TokenStream for VecTokenStream {
         }
     }
     fn token(&self) -> &Token {
-        &self.tokens[self
-            .next
-            .saturating_sub(1)
-            .min(self.tokens.len().saturating_sub(1))]
+        match self.next.checked_sub(1) {
+            Some(i) => &self.tokens[i],
+            None => &self.empty,
+        }
     }
     fn token_mut(&mut self) -> &mut Token {
-        let i = self
-            .next
-            .saturating_sub(1)
-            .min(self.tokens.len().saturating_sub(1));
-        &mut self.tokens[i]
+        match self.next.checked_sub(1) {
+            Some(i) => &mut self.tokens[i],
+            None => &mut self.empty,
+        }
     }
 }
 
@@ -131,7 +132,11 @@ impl Tokenizer for MerchantTokenizer {
                 }
             }
         }
-        VecTokenStream { tokens, next: 0 }
+        VecTokenStream {
+            tokens,
+            next: 0,
+            empty: Token::default(),
+        }
     }
 }
 
