@@ -25,6 +25,7 @@ pub mod chat;
 pub mod forecast;
 pub mod forecaster;
 pub mod recommend;
+pub mod sample;
 pub mod search;
 
 use std::sync::Arc;
