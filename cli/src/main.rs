@@ -11,6 +11,7 @@
 //! merchant-ai forecast --input sales.csv --horizon 28 --output forecast.csv --plot forecast.svg
 //! merchant-ai forecast --input sales.csv --horizon 28 --stock stock.csv --lead-time 7
 //! merchant-ai check --config merchant-ai.toml --profile prod
+//! merchant-ai drill --config merchant-ai.toml --profile staging --json
 //! merchant-ai sample --out data/                    # write the sample catalog, events, sales
 //! ```
 //!
@@ -24,7 +25,7 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | success |
-//! | 1 | runtime or provider error (every provider of the route failed, ...) |
+//! | 1 | runtime or provider error (every provider of the route failed, a drill found a capability not served, ...) |
 //! | 2 | usage or config error (bad flag, unknown profile, missing or invalid config file) |
 //! | 3 | input data error (missing, unreadable or malformed CSV / JSON lines data file) |
 
@@ -70,7 +71,7 @@ use crate::setup::Session;
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
-  1  runtime or provider error
+  1  runtime or provider error (for drill: a capability was not served)
   2  usage or config error (bad flag, unknown profile, missing or invalid config file)
   3  input data error (missing, unreadable or malformed CSV / JSON lines data file)
 
@@ -116,8 +117,21 @@ enum Command {
     Forecast(forecast::ForecastArgs),
     /// Validate the config and print the route table of the profile.
     Check,
+    /// Outage drill: force each provider down in turn (then all remote ones) and report who
+    /// still serves each capability, latency and upstream attempts per call.
+    Drill(DrillArgs),
     /// Write the sample storefront to files: products.jsonl, events.jsonl, sales.csv.
     Sample(SampleArgs),
+}
+
+#[derive(Debug, Args)]
+struct DrillArgs {
+    /// Calls per capability in each scenario.
+    #[arg(long, default_value_t = 10)]
+    calls: usize,
+    /// Deadline of each call, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +225,7 @@ async fn run(cli: Cli) -> CliResult<()> {
         Command::Chat(a) => chat(&g, a).await,
         Command::Forecast(a) => forecast::run(&g, a).await,
         Command::Check => check(&g).await,
+        Command::Drill(a) => drill(&g, a).await,
         Command::Sample(a) => sample(&g, a),
     }
 }
@@ -396,6 +411,29 @@ async fn check(g: &GlobalArgs) -> CliResult<()> {
         outln!("config {source}: ok");
         out!("{table}");
         Ok(())
+    }
+}
+
+async fn drill(g: &GlobalArgs, a: DrillArgs) -> CliResult<()> {
+    if a.calls == 0 {
+        return Err(CliError::usage("--calls must be at least 1"));
+    }
+    let s = Session::start(g, true).await?;
+    let opts = merchant_ai::drill::DrillOptions::default()
+        .with_calls(a.calls)
+        .with_timeout(std::time::Duration::from_millis(a.timeout_ms));
+    let report = merchant_ai::drill::run(&s.client, &opts).await;
+    if g.json {
+        print::json(&report)?;
+    } else {
+        outln!("{report}");
+    }
+    if report.all_served() {
+        Ok(())
+    } else {
+        Err(CliError::runtime(
+            "some capabilities were not served in some scenarios",
+        ))
     }
 }
 

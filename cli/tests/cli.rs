@@ -331,3 +331,54 @@ fn catalog_files_from_config_are_used_and_bad_lines_exit_3() {
     let err = stderr(&o);
     assert!(err.contains("products.jsonl line 2"), "{err}");
 }
+
+#[test]
+fn drill_takes_each_provider_down_and_reports_who_served() {
+    let d = tmp("drill");
+    let cfg = d.join("drill.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[providers.primary]
+kind = "rules"
+[providers.backup]
+kind = "rules"
+[profiles.staging.routes]
+search = ["primary", "backup"]
+recommend = ["primary", "backup"]
+chat = ["primary", "backup"]
+forecast = ["primary", "backup"]
+[profiles.staging.layers.retry]
+initial_backoff_ms = 1
+max_backoff_ms = 2
+"#,
+    )
+    .unwrap();
+    let o = run(&[
+        "drill",
+        "--config",
+        s(&cfg),
+        "--profile",
+        "staging",
+        "--calls",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["baseline", "down:primary", "down:backup"]);
+    for o in v["scenarios"][1]["outcomes"].as_array().unwrap() {
+        assert_eq!(o["served_by"]["backup"], 3, "{o}");
+    }
+
+    // The built-in profile has one provider: taking it down leaves nothing, exit 1.
+    let o = run(&["drill", "--calls", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("down:rules"), "{}", stdout(&o));
+}
