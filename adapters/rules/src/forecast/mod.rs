@@ -21,8 +21,9 @@
 //!
 //! Prediction intervals: `point + z(q) * sigma_h`, with `sigma_h` from the
 //! analytic variance of the model where known and a `sigma * sqrt(h)` style
-//! growth otherwise, then calibrated per series on a holdout: the same
-//! method is refitted without the last `min(horizon, n / 3)` points and
+//! growth otherwise, then calibrated per series on holdouts: the same
+//! method is refitted from two origins `min(horizon, n / 3)` steps before
+//! (the end of) the history and
 //! `sigma_h` is widened when its standardised errors there are larger than
 //! the model claims (never narrowed; see `intervals::holdout_scale`). Lower
 //! values (and the point) are clamped at 0 when the history has no negative
