@@ -21,8 +21,13 @@
 //!
 //! Prediction intervals: `point + z(q) * sigma_h`, with `sigma_h` from the
 //! analytic variance of the model where known and a `sigma * sqrt(h)` style
-//! growth otherwise; lower values (and the point) are clamped at 0 when the
-//! history has no negative value.
+//! growth otherwise, then calibrated per series on holdouts: the same
+//! method is refitted from two origins `min(horizon, n / 3)` steps before
+//! (the end of) the history and
+//! `sigma_h` is widened when its standardised errors there are larger than
+//! the model claims (never narrowed; see `intervals::holdout_scale`). Lower
+//! values (and the point) are clamped at 0 when the history has no negative
+//! value.
 //!
 //! Optional regressors (e.g. promotions) are handled by an OLS of the series
 //! on intercept, trend, Fourier seasonal terms and the regressors; the
@@ -337,6 +342,15 @@ pub fn forecast(y: &[f64], opts: &Options) -> Result<Forecast, ForecastError> {
     };
     if fit.point.len() != h || fit.point.iter().any(|v| !v.is_finite()) {
         fit = naive::naive(&work, h);
+    }
+    let widen = intervals::holdout_scale(&work, h, |train, hv| {
+        if train.len() < opts.method.min_len(m).max(4) || stats::is_constant(train) {
+            return None;
+        }
+        Some(run_method(opts.method, train, m.min(train.len()), hv))
+    });
+    for s in &mut fit.sigma_h {
+        *s *= widen;
     }
     let mut point: Vec<f64> = fit
         .point
