@@ -340,49 +340,21 @@ async fn chat(g: &GlobalArgs, a: ChatArgs) -> CliResult<()> {
 /// Streams one reply, printing text deltas as they arrive; returns the collected response.
 async fn stream_reply(model: &dyn ChatModel, req: ChatRequest) -> CliResult<ChatResponse> {
     let mut stream = model.chat_stream(req).await?;
-    let mut text = String::new();
-    let mut calls = Vec::new();
-    // Providers that stream tool calls in pieces: accumulated by index.
-    let mut partial: std::collections::BTreeMap<usize, ToolCall> = Default::default();
+    // Tool calls streamed in pieces are assembled by index.
+    let mut collector = StreamCollector::new();
     let mut out = std::io::stdout();
     while let Some(ev) = stream.next().await {
-        match ev? {
-            ChatEvent::TextDelta { text: t } => {
-                out!("{t}");
-                let _ = out.flush();
-                text.push_str(&t);
+        let ev = ev?;
+        if let ChatEvent::TextDelta { text } = &ev {
+            out!("{text}");
+            let _ = out.flush();
+        }
+        let printed = !collector.text().is_empty();
+        if let Some(r) = collector.push(ev) {
+            if printed {
+                outln!();
             }
-            ChatEvent::ToolCall { call } => calls.push(call),
-            ChatEvent::ToolCallDelta {
-                index,
-                id,
-                name,
-                arguments,
-            } => {
-                let c = partial
-                    .entry(index)
-                    .or_insert_with(|| ToolCall::new("", "", ""));
-                if let Some(id) = id {
-                    c.id = id;
-                }
-                if let Some(n) = name {
-                    c.name = n;
-                }
-                c.arguments.push_str(&arguments);
-            }
-            ChatEvent::Finished {
-                finish_reason,
-                meta,
-            } => {
-                if calls.is_empty() {
-                    calls = std::mem::take(&mut partial).into_values().collect();
-                }
-                if !text.is_empty() {
-                    outln!();
-                }
-                return Ok(ChatResponse::new(text, finish_reason, meta).with_tool_calls(calls));
-            }
-            _ => {}
+            return Ok(r);
         }
     }
     Err(CliError::runtime(

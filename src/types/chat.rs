@@ -610,27 +610,45 @@ impl fmt::Debug for ChatEvent {
 /// which the stream ends. Dropping the stream cancels the generation.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatEvent>> + Send + 'static>>;
 
-/// Collects a [`ChatStream`] into the [`ChatResponse`] a non-streamed call would give.
+/// Assembles [`ChatEvent`]s into the [`ChatResponse`] a non-streamed call would give.
 ///
-/// Tool calls come from [`ChatEvent::ToolCall`] events; deltas of calls that never completed
-/// are assembled by index. The last [`ChatEvent::Usage`] wins (vendors send cumulative usage).
-pub async fn collect_stream(mut stream: ChatStream) -> Result<ChatResponse> {
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut calls: Vec<ToolCall> = Vec::new();
-    let mut partial: std::collections::BTreeMap<usize, ToolCall> = Default::default();
-    let mut usage: Option<Usage> = None;
-    while let Some(ev) = stream.next().await {
-        match ev? {
-            ChatEvent::TextDelta { text: t } => text.push_str(&t),
-            ChatEvent::ReasoningDelta { text: t } => reasoning.push_str(&t),
+/// Tool calls come from [`ChatEvent::ToolCall`] events; fragments of calls that never completed
+/// are assembled by index, in any order. The last [`ChatEvent::Usage`] wins (vendors send
+/// cumulative usage). Use it when you also want to act on each event as it arrives (print the
+/// text, say); [`collect_stream`] does the whole stream at once.
+#[derive(Debug, Default)]
+pub struct StreamCollector {
+    text: String,
+    reasoning: String,
+    calls: Vec<ToolCall>,
+    partial: std::collections::BTreeMap<usize, ToolCall>,
+    usage: Option<Usage>,
+}
+
+impl StreamCollector {
+    /// An empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The answer text so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Adds one event; returns the whole response when the event is [`ChatEvent::Finished`].
+    pub fn push(&mut self, ev: ChatEvent) -> Option<ChatResponse> {
+        match ev {
+            ChatEvent::TextDelta { text } => self.text.push_str(&text),
+            ChatEvent::ReasoningDelta { text } => self.reasoning.push_str(&text),
             ChatEvent::ToolCallDelta {
                 index,
                 id,
                 name,
                 arguments,
             } => {
-                let c = partial
+                let c = self
+                    .partial
                     .entry(index)
                     .or_insert_with(|| ToolCall::new("", "", ""));
                 if let Some(id) = id {
@@ -641,26 +659,41 @@ pub async fn collect_stream(mut stream: ChatStream) -> Result<ChatResponse> {
                 }
                 c.arguments.push_str(&arguments);
             }
-            ChatEvent::ToolCall { call } => calls.push(call),
-            ChatEvent::Usage { usage: u } => usage = Some(u),
+            ChatEvent::ToolCall { call } => self.calls.push(call),
+            ChatEvent::Usage { usage } => self.usage = Some(usage),
             ChatEvent::Finished {
                 finish_reason,
                 mut meta,
             } => {
+                let mut calls = std::mem::take(&mut self.calls);
                 if calls.is_empty() {
-                    calls = partial.into_values().collect();
+                    calls = std::mem::take(&mut self.partial).into_values().collect();
                 }
                 if meta.usage == Usage::default()
-                    && let Some(u) = usage
+                    && let Some(u) = self.usage.take()
                 {
                     meta.usage = u;
                 }
+                let text = std::mem::take(&mut self.text);
                 let mut r = ChatResponse::new(text, finish_reason, meta).with_tool_calls(calls);
-                if !reasoning.is_empty() {
-                    r.reasoning = Some(reasoning);
+                if !self.reasoning.is_empty() {
+                    r.reasoning = Some(std::mem::take(&mut self.reasoning));
                 }
-                return Ok(r);
+                return Some(r);
             }
+        }
+        None
+    }
+}
+
+/// Collects a [`ChatStream`] into the [`ChatResponse`] a non-streamed call would give (see
+/// [`StreamCollector`]). A stream that ends without [`ChatEvent::Finished`] is an
+/// [`Unavailable`](crate::ErrorKind::Unavailable) error.
+pub async fn collect_stream(mut stream: ChatStream) -> Result<ChatResponse> {
+    let mut c = StreamCollector::new();
+    while let Some(ev) = stream.next().await {
+        if let Some(r) = c.push(ev?) {
+            return Ok(r);
         }
     }
     Err(Error::new(
