@@ -207,7 +207,10 @@ impl ProviderLayers {
                 .limits
                 .as_ref()
                 .filter(|l| {
-                    l.enabled && (l.max_concurrent.is_some() || l.requests_per_minute.is_some())
+                    l.enabled
+                        && (l.max_concurrent.is_some()
+                            || l.requests_per_minute.is_some()
+                            || l.tokens_per_minute.is_some())
                 })
                 .map(|l| Arc::new(Limiter::new(provider.clone(), l))),
             chaos: Arc::new(Chaos::new(provider.clone(), settings.chaos.clone())),
