@@ -77,6 +77,7 @@ pub mod error;
 pub mod layers;
 pub mod registry;
 pub mod replenish;
+pub mod retry_after;
 pub mod types;
 
 #[cfg(feature = "contract")]

@@ -827,7 +827,11 @@ async fn a_limited_provider_hands_over_to_the_next_in_the_route() {
 #[tokio::test(start_paused = true)]
 async fn chat_tokens_per_minute_reserve_then_settle_with_usage() {
     let p = ScriptedProvider::new("tpm").with_latency(Duration::from_secs(1));
-    let cfg = LimitConfig { tokens_per_minute: Some(1_000), max_wait_ms: 1_000, ..Default::default() };
+    let cfg = LimitConfig {
+        tokens_per_minute: Some(1_000),
+        max_wait_ms: 1_000,
+        ..Default::default()
+    };
     let (lp, _) = layered(&p, &limited(cfg));
     let chat = lp.chat_model().unwrap();
     let req = || ChatRequest::new(vec![Message::user("hello there")]).with_max_tokens(600);
@@ -837,12 +841,22 @@ async fn chat_tokens_per_minute_reserve_then_settle_with_usage() {
     }
     // Two at once: the second cannot reserve while the first holds its estimate.
     let (a, b) = tokio::join!(chat.chat(req()), chat.chat(req()));
-    let refused = [a, b].into_iter().filter_map(|r| r.err()).collect::<Vec<_>>();
+    let refused = [a, b]
+        .into_iter()
+        .filter_map(|r| r.err())
+        .collect::<Vec<_>>();
     assert_eq!(refused.len(), 1);
-    assert!(refused[0].message().contains("tokens per minute"), "{}", refused[0]);
+    assert!(
+        refused[0].message().contains("tokens per minute"),
+        "{}",
+        refused[0]
+    );
     // A request larger than a minute's budget is refused at once, not retried.
     let big = ChatRequest::new(vec![Message::user("x")]).with_max_tokens(5_000);
     let e = chat.chat(big).await.unwrap_err();
-    assert!(e.message().contains("more tokens than tokens_per_minute"), "{e}");
+    assert!(
+        e.message().contains("more tokens than tokens_per_minute"),
+        "{e}"
+    );
     assert!(!e.is_retryable());
 }
