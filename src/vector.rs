@@ -15,7 +15,7 @@
 //!
 //! Locking: [`VectorIndex`] is a plain value (`&mut self` to write, `&self` to search), so a
 //! caller that already holds its own lock pays for no second one. [`SharedVectorIndex`] wraps
-//! it in a [`RwLock`](std::sync::RwLock) for the common case: many concurrent searches, rare
+//! it in a [`RwLock`] for the common case: many concurrent searches, rare
 //! writes. A search holds the read lock for its whole scan.
 //!
 //! ```
