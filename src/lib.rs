@@ -74,11 +74,13 @@ pub mod business_rules;
 pub mod config;
 pub mod drill;
 pub mod error;
+pub mod hybrid;
 pub mod layers;
 pub mod registry;
 pub mod replenish;
 pub mod retry_after;
 pub mod types;
+pub mod vector;
 
 #[cfg(feature = "contract")]
 pub mod contract;
