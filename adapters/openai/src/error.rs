@@ -2,13 +2,14 @@
 //!
 //! | status | kind |
 //! |---|---|
-//! | 400 | `InvalidRequest` (`context_length_exceeded` and other codes kept as the vendor code); a content-policy code: `ContentRejected` |
+//! | any, with a quota/billing code (`insufficient_quota`, `Arrearage`, ...) | `QuotaExceeded`, not retryable |
+//! | any, with a content-policy code (`content_filter`, `data_inspection_failed`, ...) | `ContentRejected` |
+//! | 400 | `InvalidRequest` (`context_length_exceeded` and other codes kept as the vendor code) |
 //! | 401 | `Unauthenticated` |
 //! | 402 | `QuotaExceeded` |
 //! | 403 | `PermissionDenied` |
 //! | 404 | `NotFound` |
 //! | 408 | `Timeout` |
-//! | 429 with `insufficient_quota` (or another quota/billing code) | `QuotaExceeded`, not retryable |
 //! | other 429 | `RateLimited`, `retry_after` from `retry-after-ms`, `Retry-After` (seconds or HTTP-date) or `x-acs-retry-after` |
 //! | 500, 502, 503, 504, 529 and other 5xx | `Unavailable` (504 too: the gateway gave up, the model may still be fine) |
 //!
@@ -157,13 +158,14 @@ pub fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
     let quota = contains_any(&code_l, QUOTA_CODES) || contains_any(&type_l, QUOTA_CODES);
     let content = contains_any(&code_l, CONTENT_CODES) || contains_any(&type_l, CONTENT_CODES);
     let kind = match status {
-        429 if quota => ErrorKind::QuotaExceeded,
+        // Quota and content-policy codes decide whatever the status (DashScope reports
+        // `Arrearage` as a 400, and errors inside a 200 stream have no status of their own).
+        _ if quota => ErrorKind::QuotaExceeded,
+        _ if content => ErrorKind::ContentRejected,
         429 => ErrorKind::RateLimited,
         402 => ErrorKind::QuotaExceeded,
-        _ if content && (400..500).contains(&status) => ErrorKind::ContentRejected,
         400 | 409 | 413 | 415 | 422 => ErrorKind::InvalidRequest,
         401 => ErrorKind::Unauthenticated,
-        403 if quota => ErrorKind::QuotaExceeded,
         403 => ErrorKind::PermissionDenied,
         404 => ErrorKind::NotFound,
         408 => ErrorKind::Timeout,
