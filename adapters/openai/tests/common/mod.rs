@@ -270,13 +270,14 @@ impl Harness {
     }
 
     pub fn config(&self) -> OpenAiConfig {
-        let mut c = OpenAiConfig::default();
-        c.base_url = self.base_url();
-        c.chat_model = Some("test-model".into());
-        c.timeout_ms = 500;
-        c.connect_timeout_ms = 1_000;
-        c.jurisdiction = Some("US".into());
-        c
+        OpenAiConfig {
+            base_url: self.base_url(),
+            chat_model: Some("test-model".into()),
+            timeout_ms: 500,
+            connect_timeout_ms: 1_000,
+            jurisdiction: Some("US".into()),
+            ..Default::default()
+        }
     }
 
     pub fn provider(&self, name: &str) -> OpenAiProvider {
