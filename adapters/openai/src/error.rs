@@ -183,7 +183,13 @@ pub fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
         message.push_str(&format!(" [{}]", rl.join(", ")));
     }
     let mut e = Error::new(kind, message).with_status(status);
-    if let Some(c) = ve.code.or(ve.kind) {
+    // A numeric code only repeats the status (vLLM, llama.cpp): the type says more.
+    let numeric = |c: &String| c.bytes().all(|b| b.is_ascii_digit());
+    let code = match (ve.code, ve.kind) {
+        (Some(c), Some(k)) if numeric(&c) => Some(k),
+        (c, k) => c.or(k),
+    };
+    if let Some(c) = code {
         e = e.with_vendor_code(c);
     }
     let rid = header(headers, "x-request-id")
