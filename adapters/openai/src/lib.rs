@@ -501,7 +501,7 @@ impl ChatModel for OpenAiChat {
     async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream> {
         req.validate().map_err(|e| self.tag(e, "chat_stream"))?;
         let started = Instant::now();
-        let (resp, _used) = self
+        let (resp, used) = self
             .send_with_fallback(&req, true)
             .await
             .map_err(|e| self.tag(e, "chat_stream"))?;
@@ -549,6 +549,9 @@ impl ChatModel for OpenAiChat {
             chunks: ChunkDecoder::new(),
             queue: std::collections::VecDeque::new(),
             ended: false,
+            // After a json_schema fallback the text is kept to check the schema at the end.
+            check: (used != req.response_format).then(|| req.response_format.clone()),
+            text: String::new(),
         };
         let s = futures::stream::unfold(state, move |mut st| {
             let this = this.clone();
@@ -594,7 +597,11 @@ impl ChatModel for OpenAiChat {
                             } else {
                                 let meta =
                                     this.meta(None, rid.clone()).with_latency(started.elapsed());
-                                match st.chunks.finish(meta) {
+                                let checked = match &st.check {
+                                    Some(f) => check_fallback_schema(&st.text, f),
+                                    None => Ok(()),
+                                };
+                                match checked.and_then(|()| st.chunks.finish(meta)) {
                                     Ok(evs) => st.queue.extend(evs.into_iter().map(Ok)),
                                     Err(e) => st.fail(this.tag(e, "chat_stream")),
                                 }
@@ -617,6 +624,8 @@ struct StreamState {
     chunks: ChunkDecoder,
     queue: std::collections::VecDeque<Result<ChatEvent>>,
     ended: bool,
+    check: Option<ResponseFormat>,
+    text: String,
 }
 
 impl StreamState {
@@ -626,6 +635,13 @@ impl StreamState {
                 continue;
             }
             let evs = self.chunks.push(ev.event.as_deref(), &ev.data)?;
+            if self.check.is_some() {
+                for e in &evs {
+                    if let ChatEvent::TextDelta { text } = e {
+                        self.text.push_str(text);
+                    }
+                }
+            }
             self.queue.extend(evs.into_iter().map(Ok));
         }
         Ok(())

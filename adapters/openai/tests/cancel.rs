@@ -60,5 +60,8 @@ async fn dropping_the_stream_closes_the_connection() {
     let first = s.next().await.unwrap().unwrap();
     assert!(matches!(first, ChatEvent::TextDelta { .. }));
     drop(s);
-    assert!(rx.await.unwrap(), "the connection stayed open after the stream was dropped");
+    assert!(
+        rx.await.unwrap(),
+        "the connection stayed open after the stream was dropped"
+    );
 }

@@ -349,3 +349,35 @@ chat = ["openai", "local"]
     let e = reg.validate(&typo, None).unwrap_err();
     assert!(e.message().contains("chat_modle"), "{e}");
 }
+
+#[tokio::test]
+async fn streamed_json_schema_fallback_is_checked_at_the_end() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("json_schema"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error":{
+            "message":"response_format json_schema is not supported","type":"invalid_request_error"}})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("json_object"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"{\\\"days\\\": 30}\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+            "text/event-stream",
+        ))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let p = OpenAiProvider::new("gpt", cfg(&server), None).unwrap();
+    let req = ChatRequest::new(vec![Message::user("x")]).with_response_format(schema_format());
+    let mut s = chat(&p).chat_stream(req).await.unwrap();
+    let mut items = Vec::new();
+    while let Some(i) = futures::StreamExt::next(&mut s).await {
+        items.push(i);
+    }
+    let last = items.pop().unwrap().unwrap_err();
+    assert_eq!(last.kind(), ErrorKind::Decode);
+    assert!(last.message().contains("\"free\""), "{last}");
+    assert!(items.iter().all(|i| i.is_ok()));
+}
