@@ -630,7 +630,9 @@ struct StreamState {
 
 impl StreamState {
     fn feed(&mut self, b: &[u8]) -> Result<()> {
-        for ev in self.sse.push(b)? {
+        let mut events = Vec::new();
+        let pushed = self.sse.push(b, &mut events);
+        for ev in events {
             if self.chunks.is_done() {
                 continue;
             }
@@ -644,7 +646,7 @@ impl StreamState {
             }
             self.queue.extend(evs.into_iter().map(Ok));
         }
-        Ok(())
+        pushed
     }
     fn fail(&mut self, e: Error) {
         self.queue.push_back(Err(e));
@@ -666,25 +668,23 @@ pub fn decode_recorded<'a>(
         out.push(Err(e));
     };
     for c in chunks {
-        match sse.push(c) {
-            Ok(evs) => {
-                for ev in evs {
-                    if dec.is_done() {
-                        continue;
-                    }
-                    match dec.push(ev.event.as_deref(), &ev.data) {
-                        Ok(e) => out.extend(e.into_iter().map(Ok)),
-                        Err(e) => {
-                            fail(&mut out, e);
-                            return out;
-                        }
-                    }
+        let mut evs = Vec::new();
+        let pushed = sse.push(c, &mut evs);
+        for ev in evs {
+            if dec.is_done() {
+                continue;
+            }
+            match dec.push(ev.event.as_deref(), &ev.data) {
+                Ok(e) => out.extend(e.into_iter().map(Ok)),
+                Err(e) => {
+                    fail(&mut out, e);
+                    return out;
                 }
             }
-            Err(e) => {
-                fail(&mut out, e);
-                return out;
-            }
+        }
+        if let Err(e) = pushed {
+            fail(&mut out, e);
+            return out;
         }
     }
     if sse.has_partial() || !dec.completed() {

@@ -54,13 +54,13 @@ impl SseDecoder {
         }
     }
 
-    /// Feeds bytes; returns the events they complete, in order. After an error the decoder
-    /// stays failed and returns the same kind of error.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>> {
+    /// Feeds bytes; appends the events they complete to `out`, in order. On an error, `out`
+    /// holds the events completed before it, however the bytes were chunked; the decoder then
+    /// stays failed.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<()> {
         if self.failed {
             return Err(Error::decode("the event stream already failed to decode"));
         }
-        let mut out = Vec::new();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             if b == b'\n' || b == b'\r' {
@@ -80,8 +80,7 @@ impl SseDecoder {
                 self.after_cr = false;
             }
         }
-        self.append(&bytes[start..])?;
-        Ok(out)
+        self.append(&bytes[start..])
     }
 
     /// Whether a partial event is pending: bytes of an unfinished line or data lines not yet
@@ -165,7 +164,7 @@ mod tests {
         let mut d = SseDecoder::default();
         let mut out = Vec::new();
         for c in chunks {
-            out.extend(d.push(c).unwrap());
+            d.push(c, &mut out).unwrap();
         }
         assert!(!d.has_partial());
         out
@@ -195,25 +194,31 @@ mod tests {
     #[test]
     fn bounded_event_size() {
         let mut d = SseDecoder::new(16);
-        assert!(d.push(b"data: 0123456789").is_ok());
-        let e = d.push(b"abcdefgh").unwrap_err();
+        let mut out = Vec::new();
+        assert!(d.push(b"data: 0123456789", &mut out).is_ok());
+        let e = d.push(b"abcdefgh", &mut out).unwrap_err();
         assert_eq!(e.kind(), merchant_ai::ErrorKind::Decode);
-        assert!(d.push(b"\n\n").is_err());
+        assert!(d.push(b"\n\n", &mut out).is_err());
+        let mut d = SseDecoder::new(16);
+        let e = d.push(b"data: a\n\ndata: 0123456789abcdef\n\n", &mut out);
+        assert!(e.is_err());
+        assert_eq!(out.len(), 1, "the event before the oversized one is kept");
     }
 
     #[test]
     fn partial_event_is_visible() {
         let mut d = SseDecoder::default();
-        d.push(b"data: {\"cho").unwrap();
+        let mut out = Vec::new();
+        d.push(b"data: {\"cho", &mut out).unwrap();
         assert!(d.has_partial());
         let mut d = SseDecoder::default();
-        d.push(b"data: x\n").unwrap();
+        d.push(b"data: x\n", &mut out).unwrap();
         assert!(d.has_partial());
     }
 
     #[test]
     fn invalid_utf8_is_a_decode_error() {
         let mut d = SseDecoder::default();
-        assert!(d.push(b"data: \xff\xfe\n").is_err());
+        assert!(d.push(b"data: \xff\xfe\n", &mut Vec::new()).is_err());
     }
 }
