@@ -12,7 +12,7 @@
 //!   with a bound on event size; tool-call fragments accumulated by index in any order; usage
 //!   from the final chunk.
 //! - **errors**: one mapping ([`parse_error`]) from status, headers and body to an
-//!   [`ErrorKind`](merchant_ai::ErrorKind); the adapter never retries (the core's retry layer
+//!   `ErrorKind`; the adapter never retries (the core's retry layer
 //!   does, once).
 //! - search, recommend and forecast are not offered (yet).
 //!
@@ -99,7 +99,8 @@ pub struct OpenAiConfig {
     /// Where the data sent is processed (e.g. `US`, `EU`, `CN`).
     pub jurisdiction: Option<String>,
     /// A server you run on this machine: data does not leave the host's control; the provider
-    /// is declared in-process (`data_leaves_process = false`). Only for loopback servers.
+    /// is declared in-process (`data_leaves_process = false`). Only for loopback servers:
+    /// a `base_url` on another host is a config error.
     pub local: bool,
     /// Send the request's pseudonymous subject id as the `user` field. Default off.
     pub send_user: bool,
@@ -147,6 +148,14 @@ impl OpenAiConfig {
                 cfg.key_path("base_url")
             )));
         }
+        if self.local && !is_loopback(url) {
+            return Err(Error::config(format!(
+                "{}: local = true is only for a server on this machine (127.0.0.1, ::1 or \
+                 localhost); {url:?} is not, so data would leave it: remove `local` and set \
+                 `jurisdiction`",
+                cfg.key_path("local")
+            )));
+        }
         if self.azure.is_none() && self.chat_model.as_deref().is_none_or(str::is_empty) {
             return Err(Error::config(format!(
                 "{}: a chat model is required (or an [azure] deployment)",
@@ -186,6 +195,22 @@ impl OpenAiConfig {
         }
         Ok(())
     }
+}
+
+/// Whether the URL's host is a loopback address.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn install_crypto() {
@@ -731,5 +756,44 @@ impl AdapterFactory for OpenAiFactory {
         c.region = ctx.provider.region().map(str::to_owned);
         let key = ctx.provider.api_key()?;
         Ok(Arc::new(OpenAiProvider::new(ctx.provider.name(), c, key)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for u in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost:11434/v1",
+            "http://[::1]:8000/v1",
+            "http://127.8.0.1/v1",
+            "http://user@localhost/v1",
+        ] {
+            assert!(is_loopback(u), "{u}");
+        }
+        for u in [
+            "http://10.0.0.5:8080/v1",
+            "https://api.openai.com/v1",
+            "http://localhost.example.com/v1",
+            "http://127.0.0.1.nip.io/v1",
+        ] {
+            assert!(!is_loopback(u), "{u}");
+        }
+    }
+
+    #[test]
+    fn local_must_be_loopback() {
+        let pc = ProviderConfig::new("x", KIND);
+        let c = OpenAiConfig {
+            base_url: "http://10.0.0.5:8080/v1".into(),
+            chat_model: Some("m".into()),
+            local: true,
+            ..Default::default()
+        };
+        let e = c.validate(&pc).unwrap_err();
+        assert!(e.message().contains("providers.x.local"), "{e}");
     }
 }
