@@ -62,7 +62,9 @@ pub struct Session {
 
 /// The adapters this binary links.
 pub fn registry() -> Registry {
-    Registry::new().with(merchant_ai_rules::factory())
+    Registry::new()
+        .with(merchant_ai_rules::factory())
+        .with(merchant_ai_openai::factory())
 }
 
 impl Session {

@@ -491,6 +491,11 @@ pub struct ChatResponse {
     pub finish_reason: FinishReason,
     /// Who served it and what it cost.
     pub meta: ResponseMeta,
+    /// The response format the provider actually applied, when it reports one: a provider
+    /// that fell back from [`ResponseFormat::JsonSchema`] to [`ResponseFormat::JsonObject`]
+    /// (and checked the schema itself) says `JsonObject` here. `None`: not reported.
+    #[serde(default)]
+    pub format_used: Option<ResponseFormat>,
 }
 
 impl fmt::Debug for ChatResponse {
@@ -502,7 +507,16 @@ impl fmt::Debug for ChatResponse {
             .field("has_reasoning", &self.reasoning.is_some())
             .field("finish_reason", &self.finish_reason)
             .field("meta", &self.meta)
+            .field("format_used", &self.format_used.as_ref().map(format_name))
             .finish()
+    }
+}
+
+fn format_name(f: &ResponseFormat) -> &'static str {
+    match f {
+        ResponseFormat::Text => "text",
+        ResponseFormat::JsonObject => "json_object",
+        ResponseFormat::JsonSchema { .. } => "json_schema",
     }
 }
 
@@ -515,7 +529,14 @@ impl ChatResponse {
             reasoning: None,
             finish_reason,
             meta,
+            format_used: None,
         }
+    }
+    /// Sets the response format actually applied.
+    #[must_use]
+    pub fn with_format_used(mut self, f: ResponseFormat) -> Self {
+        self.format_used = Some(f);
+        self
     }
     /// Sets the tool calls.
     #[must_use]
