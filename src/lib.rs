@@ -31,7 +31,7 @@
 //!   [`ErrorKind::Unsupported`], and config validation refuses a route that needs it.
 //!
 //! The `contract` feature ships the conformance suite every adapter runs
-//! ([`contract`] module), so third-party adapters are held to the same rules.
+//! (`contract` module), so third-party adapters are held to the same rules.
 //!
 //! # Layer order
 //!
@@ -60,7 +60,7 @@
 //!
 //! # Features
 //!
-//! - `contract`: the conformance suite ([`contract`]), the fault harness trait
+//! - `contract`: the conformance suite (the `contract` module), the fault harness trait
 //!   through which HTTP adapters map faults onto their mock server, and a scripted in-memory
 //!   provider for testing layers and the suite itself.
 //!

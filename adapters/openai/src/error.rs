@@ -104,27 +104,15 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The server's retry hint: `retry-after-ms`, then `Retry-After` (seconds or HTTP-date), then
 /// `x-acs-retry-after` (milliseconds).
 pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = header(h, "retry-after-ms").and_then(|s| s.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    if let Some(v) = header(h, "retry-after") {
-        if let Ok(s) = v.parse::<f64>() {
-            if s.is_finite() && s >= 0.0 {
-                return Some(Duration::from_secs_f64(s.min(1e9)));
-            }
-        } else if let Ok(date) = chrono::DateTime::parse_from_rfc2822(v) {
-            let secs = (date.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                .num_milliseconds()
-                .max(0);
-            return Some(Duration::from_millis(secs as u64));
-        }
-    }
-    header(h, "x-acs-retry-after")
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Duration::from_millis)
+    let pairs = h
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+    merchant_ai::retry_after::from_headers(pairs).or_else(|| {
+        // DashScope's compatible mode may answer with Alibaba's header, in milliseconds.
+        header(h, "x-acs-retry-after")
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(Duration::from_millis)
+    })
 }
 
 fn ratelimit_headers(h: &HeaderMap) -> Vec<String> {
