@@ -104,19 +104,28 @@ fn new_cache<V: Clone + Send + Sync + 'static>(max: u64, ttl_ms: u64) -> Option<
     })
 }
 
-async fn cached<V, F>(
+/// Serves `req` from `cache` or runs `call(req)`. The key is built only when the cache will be
+/// used (a cache for this capability, no bypass), so a disabled cache costs nothing per call.
+async fn cached<V, R, C, F>(
     cache: &Option<Cache<Key, V>>,
-    k: Result<Key>,
+    kind: &str,
+    req: R,
     bypass: bool,
-    call: F,
+    call: C,
 ) -> Result<V>
 where
     V: Clone + Send + Sync + 'static + super::fallback::HasMeta,
+    R: Serialize,
+    C: FnOnce(R) -> F,
     F: Future<Output = Result<V>>,
 {
-    let (Some(cache), Ok(k), false) = (cache, k, bypass) else {
-        return call.await;
+    let Some(cache) = cache.as_ref().filter(|_| !bypass) else {
+        return call(req).await;
     };
+    let Ok(k) = key(kind, &req) else {
+        return call(req).await;
+    };
+    let call = call(req);
     let mut hit = true;
     let r = cache
         .try_get_with(k, async {
@@ -170,9 +179,8 @@ impl Searcher for CachedSearcher {
         r
     }
     async fn search(&self, req: SearchRequest) -> Result<SearchResponse> {
-        let k = key("search", &req);
         let bypass = req.ctx.bypass_cache;
-        cached(&self.cache, k, bypass, self.inner.search(req)).await
+        cached(&self.cache, "search", req, bypass, |r| self.inner.search(r)).await
     }
 }
 
@@ -203,9 +211,11 @@ impl Recommender for CachedRecommender {
         r
     }
     async fn recommend(&self, req: RecommendRequest) -> Result<RecommendResponse> {
-        let k = key("recommend", &req);
         let bypass = req.ctx.bypass_cache;
-        cached(&self.cache, k, bypass, self.inner.recommend(req)).await
+        cached(&self.cache, "recommend", req, bypass, |r| {
+            self.inner.recommend(r)
+        })
+        .await
     }
 }
 
@@ -229,9 +239,11 @@ impl CachedForecaster {
 #[async_trait]
 impl Forecaster for CachedForecaster {
     async fn forecast(&self, req: ForecastRequest) -> Result<ForecastResponse> {
-        let k = key("forecast", &req);
         let bypass = req.ctx.bypass_cache;
-        cached(&self.cache, k, bypass, self.inner.forecast(req)).await
+        cached(&self.cache, "forecast", req, bypass, |r| {
+            self.inner.forecast(r)
+        })
+        .await
     }
 }
 
@@ -256,9 +268,8 @@ impl CachedChat {
 impl ChatModel for CachedChat {
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse> {
         let deterministic = req.temperature == Some(0.0) || req.seed.is_some();
-        let k = key("chat", &req);
         let bypass = req.ctx.bypass_cache || !deterministic;
-        cached(&self.cache, k, bypass, self.inner.chat(req)).await
+        cached(&self.cache, "chat", req, bypass, |r| self.inner.chat(r)).await
     }
     async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream> {
         self.inner.chat_stream(req).await
