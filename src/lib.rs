@@ -79,6 +79,7 @@ pub mod layers;
 pub mod registry;
 pub mod replenish;
 pub mod retry_after;
+pub mod text;
 pub mod types;
 pub mod vector;
 

@@ -9,6 +9,7 @@ use super::harness::{Fault, FaultHarness, RetryAfterForm};
 use crate::api::*;
 use crate::error::{Error, ErrorKind, Result};
 use crate::replenish::normal_quantile;
+use crate::text::is_cjk;
 use crate::types::*;
 
 /// A deliberate contract breach, to prove the suite (or a layer) notices it.
@@ -295,10 +296,6 @@ fn tokens(s: &str) -> Vec<String> {
         out.push(cur);
     }
     out
-}
-
-fn is_cjk(c: char) -> bool {
-    matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF)
 }
 
 fn score(p: &Product, q: &[String]) -> f32 {

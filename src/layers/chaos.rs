@@ -18,14 +18,15 @@
 //! turn. The switch counts the calls that reach the adapter ([`Chaos::upstream_calls`]).
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Deserialize;
 
+use super::rng::SeededRng;
 use crate::api::{ChatModel, Forecaster, Recommender, Searcher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::*;
@@ -103,7 +104,7 @@ pub struct Chaos {
     cfg: Option<ChaosConfig>,
     down: AtomicBool,
     calls: AtomicU64,
-    rng: Mutex<u64>,
+    rng: SeededRng,
 }
 
 impl fmt::Debug for Chaos {
@@ -126,7 +127,7 @@ impl Chaos {
             cfg,
             down: AtomicBool::new(false),
             calls: AtomicU64::new(0),
-            rng: Mutex::new(seed),
+            rng: SeededRng::new(seed),
         }
     }
 
@@ -146,13 +147,7 @@ impl Chaos {
     }
 
     fn roll(&self) -> f64 {
-        let mut s = self.rng.lock().expect("rng lock");
-        let mut x = *s;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        *s = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.next_f64()
     }
 
     fn injected(&self, op: &str, kind: ErrorKind, retry_after: Option<u64>) -> Error {

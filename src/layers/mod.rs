@@ -44,6 +44,7 @@ pub mod chaos;
 pub mod fallback;
 pub mod limit;
 pub mod retry;
+mod rng;
 pub mod timeout;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerLayer, BreakerState};

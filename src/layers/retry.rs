@@ -17,14 +17,15 @@
 //!   it again (a fallback chain still moves on to the next provider).
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
+use super::rng::SeededRng;
 use super::{first_event, prepend};
 use crate::api::{ChatModel, Forecaster, Recommender, Searcher};
 use crate::error::{Error, ErrorKind, Result};
@@ -169,7 +170,7 @@ pub struct Retry {
     cfg: RetryConfig,
     provider: String,
     budget: Arc<RetryBudget>,
-    rng: Mutex<u64>,
+    rng: SeededRng,
     observer: Option<Arc<RetryObserver>>,
 }
 
@@ -206,7 +207,7 @@ impl Retry {
             budget: Arc::new(RetryBudget::new(cfg.budget.clone())),
             cfg,
             provider: provider.into(),
-            rng: Mutex::new(seed),
+            rng: SeededRng::new(seed),
             observer: None,
         }
     }
@@ -224,16 +225,7 @@ impl Retry {
     }
 
     fn jitter(&self, upper: Duration) -> Duration {
-        // xorshift64*: enough for jitter, seeded for reproducible delays.
-        let mut s = self.rng.lock().expect("rng lock");
-        let mut x = *s;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        *s = x;
-        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
-        let frac = r as f64 / (1u64 << 53) as f64;
-        upper.mul_f64(frac)
+        upper.mul_f64(self.rng.next_f64())
     }
 
     /// The delay after failed attempt `attempt` (1-based), before the floor of a Retry-After.

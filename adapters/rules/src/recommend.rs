@@ -63,6 +63,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use merchant_ai::business_rules::{BusinessRules, Candidate};
+use merchant_ai::text::is_cjk;
 use merchant_ai::*;
 use serde::{Deserialize, Serialize};
 
@@ -392,11 +393,6 @@ fn hash_str(prefix: &str, s: &str) -> u64 {
     prefix.hash(&mut h);
     s.hash(&mut h);
     h.finish()
-}
-
-fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF)
 }
 
 /// Lower-cased words of two or more characters; runs of CJK characters become bigrams (a

@@ -6,15 +6,7 @@ use super::config::Lang;
 
 /// Whether `c` is a CJK ideograph, kana, hangul or CJK punctuation.
 pub(crate) fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x3000..=0x303F
-        | 0x3040..=0x30FF
-        | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF
-        | 0xAC00..=0xD7AF
-        | 0xF900..=0xFAFF
-        | 0xFF00..=0xFFEF
-        | 0x20000..=0x2FA1F)
+    merchant_ai::text::is_cjk(c) || merchant_ai::text::is_cjk_punctuation(c)
 }
 
 /// Chinese when the text holds a Han character, else English.

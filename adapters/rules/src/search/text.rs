@@ -1,22 +1,13 @@
 //! Text analysis shared by indexing and querying: words, CJK n-grams, lowercase and folding.
 
+pub(crate) use merchant_ai::text::is_cjk;
+
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, TextAnalyzer, Token, TokenStream, Tokenizer,
 };
 
 /// The name the analyzer is registered under in the index.
 pub(crate) const ANALYZER: &str = "merchant_ai";
-
-/// Whether `c` belongs to a script written without spaces (Han, kana, Hangul).
-pub(crate) fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x3040..=0x30FF      // Hiragana, Katakana
-        | 0x3400..=0x4DBF    // CJK extension A
-        | 0x4E00..=0x9FFF    // CJK unified ideographs
-        | 0xAC00..=0xD7AF    // Hangul syllables
-        | 0xF900..=0xFAFF    // CJK compatibility ideographs
-        | 0x20000..=0x2FA1F) // CJK extensions B and later
-}
 
 /// A run of the input: a word of letters/digits, or a run of CJK characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
