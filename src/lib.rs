@@ -73,6 +73,7 @@ pub mod api;
 pub mod business_rules;
 pub mod config;
 pub mod drill;
+pub mod embedding;
 pub mod error;
 pub mod hybrid;
 pub mod layers;
