@@ -1,0 +1,1 @@
+//! Alibaba Cloud regions: base URLs and jurisdictions.

@@ -1,0 +1,5 @@
+//! # merchant-ai-candle
+//!
+//! The [merchant-ai](merchant_ai) adapter for local models run with candle.
+
+#![warn(missing_docs)]
