@@ -499,6 +499,74 @@ pub struct ResponseMeta {
     pub request_id: Option<String>,
     /// Whether the response came from a cache.
     pub cached: bool,
+    /// What the governance layers did on this call (redactions, consent and residency outcomes).
+    #[serde(default)]
+    pub governance: Governance,
+    /// Whether the output may be acted on automatically or needs a human's review first.
+    #[serde(default)]
+    pub decision: Decision,
+}
+
+/// What the governance layers did on one call. Counts and rule names only: never the values.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Governance {
+    /// Values replaced by placeholders before the request left the process, by type
+    /// (`email`, `phone`, `card`, ...).
+    pub redactions: std::collections::BTreeMap<String, u32>,
+    /// Policy outcomes, in the order they were taken.
+    pub policy: Vec<PolicyNote>,
+}
+
+/// One policy outcome: which rule did what to which provider.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyNote {
+    /// The provider concerned.
+    pub provider: String,
+    /// The rule, e.g. `consent`, `residency`, `pii`.
+    pub rule: String,
+    /// What happened, e.g. `skipped`, `redacted`, `blocked`, `allowed`.
+    pub action: String,
+}
+
+impl PolicyNote {
+    /// A note that `rule` led to `action` for `provider`.
+    pub fn new(
+        provider: impl Into<String>,
+        rule: impl Into<String>,
+        action: impl Into<String>,
+    ) -> Self {
+        PolicyNote {
+            provider: provider.into(),
+            rule: rule.into(),
+            action: action.into(),
+        }
+    }
+}
+
+/// Whether an output that may move money can be acted on without a human.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// No threshold rule held the output.
+    #[default]
+    Automatic,
+    /// A threshold rule held the output for review.
+    NeedsReview {
+        /// The configured rule that held it.
+        rule: String,
+        /// Why, in words safe to show an operator (numbers, never customer text).
+        reason: String,
+    },
+}
+
+impl Decision {
+    /// Whether a human must review the output before it is acted on.
+    pub fn needs_review(&self) -> bool {
+        matches!(self, Decision::NeedsReview { .. })
+    }
 }
 
 setters!(ResponseMeta {
