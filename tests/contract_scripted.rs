@@ -48,6 +48,8 @@ const FAULTS: &[&str] = &[
     "timeout",
     "connection_reset",
     "malformed_body",
+    "slow_body",
+    "rechunked",
 ];
 
 #[test]

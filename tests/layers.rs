@@ -476,6 +476,12 @@ async fn the_fault_matrix_holds_on_a_layered_stack() {
         &settings(
             RetryConfig {
                 max_attempts: 3,
+                // 65 failing scenarios in a row would drain the retry budget (which has its
+                // own tests): this one checks the attempts each fault takes.
+                budget: BudgetConfig {
+                    enabled: false,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             TimeoutConfig::default(),

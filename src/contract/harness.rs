@@ -3,7 +3,8 @@
 //! An HTTP adapter's test implements [`FaultHarness`] over its mock server (wiremock): for a
 //! [`Fault`], the mock answers as the vendor would (a 429 with `Retry-After`, a quota error
 //! body, a 503, a response slower than the adapter's timeout, a dropped connection, a
-//! malformed body, a stream cut mid-event) and counts the requests it received. The suite then
+//! malformed body, a stream cut mid-event, a body that trickles in, an answer split at every
+//! byte) and counts the requests it received. The suite then
 //! checks the adapter maps each fault to the right [`ErrorKind`](crate::ErrorKind), with the
 //! retry signal, in exactly the expected number of upstream attempts.
 
@@ -41,11 +42,17 @@ pub enum Fault {
     MalformedBody,
     /// A stream cut off in the middle of an event, after some events were sent.
     StreamCut,
+    /// The response head arrives at once, then the body trickles in slower than the adapter's
+    /// timeout (a stuck upstream that did answer).
+    SlowBody,
+    /// The normal answer, delivered one byte per TCP write: every chunk boundary a decoder can
+    /// meet. Not a failure: the call must succeed with the same result as unsplit.
+    Rechunked,
 }
 
 impl Fault {
     /// Every fault of the matrix, in order.
-    pub const MATRIX: [Fault; 11] = [
+    pub const MATRIX: [Fault; 13] = [
         Fault::RateLimited(RetryAfterForm::Seconds(2)),
         Fault::RateLimited(RetryAfterForm::HttpDate(3)),
         Fault::QuotaExhausted,
@@ -57,6 +64,8 @@ impl Fault {
         Fault::ConnectionReset,
         Fault::MalformedBody,
         Fault::StreamCut,
+        Fault::SlowBody,
+        Fault::Rechunked,
     ];
 
     /// A stable snake_case name for scenario names.
@@ -74,6 +83,8 @@ impl Fault {
             Fault::ConnectionReset => "connection_reset".into(),
             Fault::MalformedBody => "malformed_body".into(),
             Fault::StreamCut => "stream_cut".into(),
+            Fault::SlowBody => "slow_body".into(),
+            Fault::Rechunked => "rechunked".into(),
         }
     }
 

@@ -24,6 +24,7 @@
 
 pub mod fixtures;
 mod harness;
+pub mod proxy;
 mod scenarios;
 mod scripted;
 

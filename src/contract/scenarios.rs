@@ -745,29 +745,47 @@ struct FaultObservation {
     error: Option<Error>,
     events_before_error: usize,
     trailing_items: usize,
+    /// What a successful call returned, in a form to compare two calls by.
+    result: String,
 }
 
 async fn faulted_call(
     p: &Arc<dyn Provider>,
     call: FaultCall,
 ) -> std::result::Result<FaultObservation, String> {
-    let err_only = |r: crate::Result<()>| FaultObservation {
-        error: r.err(),
-        events_before_error: 0,
-        trailing_items: 0,
+    let err_only = |r: crate::Result<String>| match r {
+        Ok(result) => FaultObservation {
+            error: None,
+            events_before_error: 0,
+            trailing_items: 0,
+            result,
+        },
+        Err(e) => FaultObservation {
+            error: Some(e),
+            events_before_error: 0,
+            trailing_items: 0,
+            result: String::new(),
+        },
     };
     let missing = || format!("the provider offers no {}", call.capability());
     Ok(match call {
         FaultCall::Search => {
             let s = p.searcher().ok_or_else(missing)?;
-            err_only(s.search(SearchRequest::new("teapot")).await.map(|_| ()))
+            err_only(s.search(SearchRequest::new("teapot")).await.map(|r| {
+                let ids: Vec<&str> = r.hits.iter().map(|h| h.product_id.as_str()).collect();
+                ids.join(",")
+            }))
         }
         FaultCall::Recommend => {
             let r = p.recommender().ok_or_else(missing)?;
             err_only(
                 r.recommend(RecommendRequest::new(Scene::Home).with_subject("cs-1"))
                     .await
-                    .map(|_| ()),
+                    .map(|r| {
+                        let ids: Vec<&str> =
+                            r.items.iter().map(|i| i.product_id.as_str()).collect();
+                        ids.join(",")
+                    }),
             )
         }
         FaultCall::Chat => {
@@ -775,7 +793,7 @@ async fn faulted_call(
             err_only(
                 c.chat(ChatRequest::new(vec![Message::user("Hello")]))
                     .await
-                    .map(|_| ()),
+                    .map(|r| r.text),
             )
         }
         FaultCall::Forecast => {
@@ -783,7 +801,12 @@ async fn faulted_call(
             err_only(
                 f.forecast(ForecastRequest::new(fixtures::series(), 7))
                     .await
-                    .map(|_| ()),
+                    .map(|r| {
+                        format!(
+                            "{:?}",
+                            r.series.iter().map(|s| &s.point).collect::<Vec<_>>()
+                        )
+                    }),
             )
         }
         FaultCall::ChatStream => {
@@ -798,15 +821,21 @@ async fn faulted_call(
                     error: Some(e),
                     events_before_error: 0,
                     trailing_items: 0,
+                    result: String::new(),
                 },
                 Ok(mut s) => {
                     let mut obs = FaultObservation {
                         error: None,
                         events_before_error: 0,
                         trailing_items: 0,
+                        result: String::new(),
                     };
                     while let Some(item) = s.next().await {
                         match item {
+                            Ok(ChatEvent::TextDelta { text }) if obs.error.is_none() => {
+                                obs.events_before_error += 1;
+                                obs.result.push_str(&text);
+                            }
                             Ok(_) if obs.error.is_none() => obs.events_before_error += 1,
                             Err(e) if obs.error.is_none() => obs.error = Some(e),
                             _ => obs.trailing_items += 1,
@@ -828,6 +857,8 @@ fn expected_kind(f: Fault) -> &'static [ErrorKind] {
         Fault::ConnectionReset => &[ErrorKind::Unavailable],
         Fault::MalformedBody => &[ErrorKind::Decode],
         Fault::StreamCut => &[ErrorKind::Unavailable, ErrorKind::Decode],
+        Fault::SlowBody => &[ErrorKind::Timeout],
+        Fault::Rechunked => &[],
     }
 }
 
@@ -838,6 +869,9 @@ async fn run_fault(
     fault: Fault,
     expected_attempts: usize,
 ) -> Outcome {
+    if fault == Fault::Rechunked {
+        return run_rechunked(ctx, h, call).await;
+    }
     if !h.inject(call.capability(), fault).await {
         return Outcome::Skipped("the fault harness cannot produce this fault here".into());
     }
@@ -901,6 +935,44 @@ async fn run_fault(
     };
     if attempts != want {
         return Outcome::Failed(format!("{attempts} upstream attempts, expected {want}"));
+    }
+    Outcome::Passed
+}
+
+/// The answer split at every byte must decode to the same result as the answer unsplit, in one
+/// upstream attempt.
+async fn run_rechunked(ctx: &Ctx, h: &Arc<dyn FaultHarness>, call: FaultCall) -> Outcome {
+    h.clear().await;
+    let baseline = match faulted_call(&ctx.provider, call).await {
+        Ok(o) => o,
+        Err(e) => return Outcome::Failed(e),
+    };
+    if let Some(e) = baseline.error {
+        return Outcome::Failed(format!("the unsplit call failed: {e}"));
+    }
+    if !h.inject(call.capability(), Fault::Rechunked).await {
+        return Outcome::Skipped("the fault harness cannot produce this fault here".into());
+    }
+    let obs = faulted_call(&ctx.provider, call).await;
+    let attempts = h.attempts().await;
+    h.clear().await;
+    let obs = match obs {
+        Ok(o) => o,
+        Err(e) => return Outcome::Failed(e),
+    };
+    if let Some(e) = obs.error {
+        return Outcome::Failed(format!("the answer split at every byte failed: {e}"));
+    }
+    if obs.result != baseline.result {
+        // Lengths only: the results may hold vendor text.
+        return Outcome::Failed(format!(
+            "the answer split at every byte decoded differently ({} bytes of result vs {} unsplit)",
+            obs.result.len(),
+            baseline.result.len()
+        ));
+    }
+    if attempts != 1 {
+        return Outcome::Failed(format!("{attempts} upstream attempts, expected 1"));
     }
     Outcome::Passed
 }

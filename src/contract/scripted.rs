@@ -232,6 +232,9 @@ fn fault_error(f: Fault, quota_as_rate_limit: bool) -> Error {
         Fault::ConnectionReset => Error::new(ErrorKind::Unavailable, "connection reset"),
         Fault::MalformedBody => Error::decode("malformed response body"),
         Fault::StreamCut => Error::new(ErrorKind::Unavailable, "stream cut mid-event"),
+        Fault::SlowBody => Error::new(ErrorKind::Timeout, "upstream body stalled"),
+        // Splitting the answer is not a failure: callers never see it.
+        Fault::Rechunked => Error::new(ErrorKind::Unexpected, "rechunked is not an error"),
     }
 }
 
@@ -272,6 +275,7 @@ impl Handle {
             None => Ok(None),
             Some(Fault::StreamCut) if stream => Ok(Some(Fault::StreamCut)),
             Some(Fault::StreamCut) => Ok(None),
+            Some(Fault::Rechunked) => Ok(None),
             Some(f) => Err(fault_error(f, self.has(Misbehaviour::QuotaAsRateLimit))),
         }
     }

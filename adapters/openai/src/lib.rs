@@ -87,8 +87,9 @@ pub struct OpenAiConfig {
     pub extra_body: toml::Table,
     /// The chat model (a request's `model` overrides it).
     pub chat_model: Option<String>,
-    /// Longest silence while waiting for response bytes (headers or the next chunk), in
-    /// milliseconds. Default 60 000. The core's timeout layer bounds whole attempts.
+    /// Longest wait, in milliseconds, for each of: the response headers, a whole non-streamed
+    /// body, and the next event of a stream (so a body that trickles in byte by byte cannot
+    /// hold a call open). Default 60 000. The core's timeout layer bounds whole attempts.
     pub timeout_ms: u64,
     /// Longest TCP/TLS connect, in milliseconds. Default 10 000.
     pub connect_timeout_ms: u64,
@@ -229,6 +230,13 @@ struct Inner {
     model: Option<String>,
     cfg: OpenAiConfig,
     extra_body: ProviderOptions,
+}
+
+impl Inner {
+    /// `timeout_ms` as a duration.
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.timeout_ms)
+    }
 }
 
 impl fmt::Debug for Inner {
@@ -429,7 +437,7 @@ impl OpenAiChat {
             return Ok(resp);
         }
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = read_body(resp, i.timeout()).await.unwrap_or_default();
         let e = parse_error(status, &headers, &body);
         tracing::debug!(provider = %i.name, status, kind = %e.kind(), "openai chat error");
         Err(e)
@@ -496,10 +504,9 @@ impl ChatModel for OpenAiChat {
             .await
             .map_err(|e| self.tag(e, "chat"))?;
         let rid = request_id(resp.headers());
-        let body = resp
-            .bytes()
+        let body = read_body(resp, self.0.timeout())
             .await
-            .map_err(|e| self.tag(transport_error(e), "chat"))?;
+            .map_err(|e| self.tag(e, "chat"))?;
         let c = wire::parse_completion(&body).map_err(|e| {
             let e = match &rid {
                 Some(r) if e.request_id().is_none() => e.with_request_id(r.clone()),
@@ -541,10 +548,9 @@ impl ChatModel for OpenAiChat {
         if ctype.starts_with("application/json") {
             // Some servers answer a streamed request with one JSON body (an error, or no
             // streaming support): read it whole.
-            let body = resp
-                .bytes()
+            let body = read_body(resp, self.0.timeout())
                 .await
-                .map_err(|e| self.tag(transport_error(e), "chat_stream"))?;
+                .map_err(|e| self.tag(e, "chat_stream"))?;
             let c = wire::parse_completion(&body).map_err(|e| self.tag(e, "chat_stream"))?;
             let mut meta = self.meta(c.model, rid).with_latency(started.elapsed());
             if let Some(u) = c.usage {
@@ -577,6 +583,8 @@ impl ChatModel for OpenAiChat {
             // After a json_schema fallback the text is kept to check the schema at the end.
             check: (used != req.response_format).then(|| req.response_format.clone()),
             text: String::new(),
+            idle: self.0.timeout(),
+            next_event_by: tokio::time::Instant::now() + self.0.timeout(),
         };
         let s = futures::stream::unfold(state, move |mut st| {
             let this = this.clone();
@@ -593,10 +601,25 @@ impl ChatModel for OpenAiChat {
                     if st.ended {
                         return None;
                     }
-                    match st.bytes.next().await {
+                    let next = tokio::time::timeout_at(st.next_event_by, st.bytes.next()).await;
+                    let Ok(next) = next else {
+                        // Bytes may still be arriving, but no whole event came in time.
+                        st.fail(this.tag(
+                            Error::new(
+                                ErrorKind::Timeout,
+                                "no stream event arrived within timeout_ms",
+                            ),
+                            "chat_stream",
+                        ));
+                        continue;
+                    };
+                    match next {
                         Some(Ok(b)) => {
                             if let Err(e) = st.feed(&b) {
                                 st.fail(this.tag(e, "chat_stream"));
+                            }
+                            if !st.queue.is_empty() {
+                                st.next_event_by = tokio::time::Instant::now() + st.idle;
                             }
                         }
                         Some(Err(e)) => {
@@ -651,6 +674,21 @@ struct StreamState {
     ended: bool,
     check: Option<ResponseFormat>,
     text: String,
+    /// `timeout_ms`: the longest wait for the next event.
+    idle: Duration,
+    /// When the next event is due.
+    next_event_by: tokio::time::Instant,
+}
+
+/// Reads a whole response body within `limit` (a body that trickles in is a timeout).
+async fn read_body(resp: reqwest::Response, limit: Duration) -> Result<bytes::Bytes> {
+    match tokio::time::timeout(limit, resp.bytes()).await {
+        Ok(r) => r.map_err(transport_error),
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            "the response body did not arrive within timeout_ms",
+        )),
+    }
 }
 
 impl StreamState {
