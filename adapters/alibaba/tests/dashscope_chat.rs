@@ -568,3 +568,28 @@ chat = ["qwen"]
     assert!(e.message().contains("\"singapore\""), "{e}");
     assert!(e.message().contains("cn-beijing"), "{e}");
 }
+
+#[tokio::test]
+async fn readme_singapore_profile_builds() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let at = readme
+        .find("## Alibaba Cloud Model Studio (DashScope), Singapore")
+        .expect("README section");
+    let rest = &readme[at..];
+    let start = rest.find("```toml\n").unwrap() + 8;
+    let toml = &rest[start..start + rest[start..].find("```").unwrap()];
+    let env = merchant_ai::EnvSource::from_map([("DASHSCOPE_API_KEY", KEY)]);
+    let cfg = Config::parse_with_env(toml, env).unwrap();
+    let pc = cfg.provider("qwen").unwrap();
+    let f = merchant_ai_alibaba::dashscope_factory();
+    let caps = merchant_ai::AdapterFactory::capabilities(&f, pc).unwrap();
+    assert!(caps.chat && caps.chat_streaming && caps.chat_tools && caps.chat_json);
+    let p = merchant_ai::AdapterFactory::build(&f, merchant_ai::BuildContext::new(pc, &cfg))
+        .await
+        .unwrap();
+    let info = p.info();
+    assert_eq!(info.region.as_deref(), Some("ap-southeast-1"));
+    assert_eq!(info.jurisdiction.as_ref().unwrap().as_str(), "SG");
+    assert!(info.data_leaves_process);
+}
