@@ -593,3 +593,66 @@ async fn readme_singapore_profile_builds() {
     assert_eq!(info.jurisdiction.as_ref().unwrap().as_str(), "SG");
     assert!(info.data_leaves_process);
 }
+
+#[tokio::test]
+async fn compatible_mode_classifies_codes_like_native() {
+    let cases: &[(u16, &str, &str, ErrorKind)] = &[
+        (
+            429,
+            "Throttling.AllocationQuota",
+            "Allocated quota exceeded, please increase your quota limit.",
+            ErrorKind::RateLimited,
+        ),
+        (
+            429,
+            "insufficient_quota",
+            "Free allocated quota exceeded.",
+            ErrorKind::QuotaExceeded,
+        ),
+        (
+            400,
+            "Arrearage",
+            "Access denied, please make sure your account is in good standing.",
+            ErrorKind::QuotaExceeded,
+        ),
+        (
+            400,
+            "data_inspection_failed",
+            "Input data may contain inappropriate content.",
+            ErrorKind::ContentRejected,
+        ),
+        (
+            401,
+            "invalid_api_key",
+            "Incorrect API key provided.",
+            ErrorKind::Unauthenticated,
+        ),
+    ];
+    for (status, code, msg, kind) in cases {
+        let s = bare_server().await;
+        Mock::given(method("POST"))
+            .and(path("/compatible-mode/v1/chat/completions"))
+            .respond_with(ResponseTemplate::new(*status).set_body_json(json!({
+                "error":{"message":msg,"type":"invalid_request_error","param":null,"code":code},
+                "request_id":"cm-1"})))
+            .mount(&s)
+            .await;
+        let p = provider_at(&s, |c| c.mode = Mode::Compatible);
+        let e = chat(&p)
+            .chat(ChatRequest::new(vec![Message::user("hi")]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), *kind, "{code}: {e}");
+        assert_eq!(e.is_retryable(), kind.default_retryable(), "{code}");
+        assert_eq!(e.vendor_code(), Some(*code));
+        assert_eq!(e.provider(), Some("qwen"));
+        let e = match chat(&p)
+            .chat_stream(ChatRequest::new(vec![Message::user("hi")]))
+            .await
+        {
+            Err(e) => e,
+            Ok(mut st) => st.next().await.unwrap().unwrap_err(),
+        };
+        assert_eq!(e.kind(), *kind, "stream {code}: {e}");
+    }
+}

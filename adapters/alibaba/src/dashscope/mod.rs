@@ -44,10 +44,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use merchant_ai::embedding::{Embedder, Reranker};
 use merchant_ai::{
-    AdapterFactory, BuildContext, Capabilities, ChatModel, Error, Forecaster, Provider,
-    ProviderConfig, ProviderInfo, ProviderOptions, Recommender, Result, Searcher,
+    AdapterFactory, BuildContext, Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream,
+    Error, Forecaster, Provider, ProviderConfig, ProviderInfo, ProviderOptions, Recommender,
+    Result, Searcher,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -403,7 +405,24 @@ fn compatible_chat(
     };
     oc.region = endpoint.region().map(|r| r.id().to_owned());
     let p = merchant_ai_openai::OpenAiProvider::new(name, oc, api_key)?;
-    Ok(p.openai_chat().clone())
+    Ok(Arc::new(CompatibleChat(p.openai_chat().clone())))
+}
+
+/// Chat in compatible mode: `merchant-ai-openai` pointed at the region's compatible-mode
+/// base, its errors re-read by DashScope code ([`error::reclassify`]).
+#[derive(Debug, Clone)]
+pub struct CompatibleChat(Arc<merchant_ai_openai::OpenAiChat>);
+
+#[async_trait]
+impl ChatModel for CompatibleChat {
+    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse> {
+        self.0.chat(req).await.map_err(error::reclassify)
+    }
+
+    async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream> {
+        let s = self.0.chat_stream(req).await.map_err(error::reclassify)?;
+        Ok(Box::pin(s.map(|item| item.map_err(error::reclassify))))
+    }
 }
 
 impl Provider for DashScopeProvider {
