@@ -9,8 +9,8 @@
 //!   request ids, errors that arrive as `event:error` inside an HTTP 200 classified like
 //!   HTTP errors ([`error`]). Or, with `mode = "compatible"`, through
 //!   [`merchant_ai_openai`] pointed at the region's compatible-mode base.
-//! - **embeddings** ([`DashScopeEmbedder`], an [`Embedder`](merchant_ai::embedding::Embedder))
-//!   and **rerank** ([`DashScopeReranker`], a [`Reranker`](merchant_ai::embedding::Reranker)).
+//! - **embeddings** ([`DashScopeEmbedder`], an [`Embedder`])
+//!   and **rerank** ([`DashScopeReranker`], a [`Reranker`]).
 //! - The region is explicit ([`crate::region`]); the key is sent as `Authorization: Bearer` and
 //!   never appears in `Debug` or errors; `workspace` adds `X-DashScope-WorkSpace`.
 //! - The adapter never retries: the core's retry layer does, once per call, reading
