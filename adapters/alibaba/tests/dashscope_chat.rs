@@ -656,3 +656,21 @@ async fn compatible_mode_classifies_codes_like_native() {
         assert_eq!(e.kind(), *kind, "stream {code}: {e}");
     }
 }
+
+#[tokio::test]
+async fn a_bare_override_is_remote_with_an_unknown_jurisdiction() {
+    let s = bare_server().await;
+    let p = provider_at(&s, |c| c.region = None);
+    let info = p.info();
+    assert!(
+        info.data_leaves_process,
+        "a loopback URL may be a proxy to DashScope"
+    );
+    assert_eq!(info.region, None);
+    assert_eq!(info.jurisdiction, None);
+    let p = provider_at(&s, |c| {
+        c.region = None;
+        c.jurisdiction = Some("sg".into());
+    });
+    assert_eq!(p.info().jurisdiction.as_ref().unwrap().as_str(), "SG");
+}

@@ -109,7 +109,9 @@ pub struct DashScopeConfig {
     pub parameters: toml::Table,
     /// Top-level body fields.
     pub extra_body: toml::Table,
-    /// Headers added to every request (not secret).
+    /// Headers added to every request (not secret), e.g.
+    /// `{ "X-DashScope-DataInspection" = '{"input":"cip","output":"cip"}' }` for extra
+    /// moderation.
     pub extra_headers: BTreeMap<String, String>,
     /// The embedding model (e.g. `text-embedding-v4`); none: no embeddings.
     pub embedding_model: Option<String>,
@@ -336,19 +338,15 @@ impl DashScopeProvider {
             ))
         });
         let caps = Self::capabilities(&cfg);
-        let info = if endpoint.is_loopback() && endpoint.jurisdiction().is_none() {
-            let mut i = ProviderInfo::local(name, KIND, caps);
-            i.region = cfg.region.clone();
-            i
-        } else {
-            ProviderInfo::remote(
-                name,
-                KIND,
-                endpoint.region().map(|r| r.id().to_owned()),
-                endpoint.jurisdiction().cloned(),
-                caps,
-            )
-        };
+        // Always remote: even a loopback base_url may be a proxy to DashScope. Without a
+        // region or jurisdiction (a mock server) the jurisdiction is unknown.
+        let info = ProviderInfo::remote(
+            name,
+            KIND,
+            endpoint.region().map(|r| r.id().to_owned()),
+            endpoint.jurisdiction().cloned(),
+            caps,
+        );
         Ok(DashScopeProvider {
             info,
             chat,
@@ -399,7 +397,6 @@ fn compatible_chat(
         timeout_ms: cfg.timeout_ms,
         connect_timeout_ms: cfg.connect_timeout_ms,
         jurisdiction: endpoint.jurisdiction().map(|j| j.to_string()),
-        local: endpoint.is_loopback() && endpoint.jurisdiction().is_none(),
         max_event_bytes: cfg.max_event_bytes,
         ..Default::default()
     };
