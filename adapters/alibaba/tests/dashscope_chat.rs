@@ -674,3 +674,60 @@ async fn a_bare_override_is_remote_with_an_unknown_jurisdiction() {
     });
     assert_eq!(p.info().jurisdiction.as_ref().unwrap().as_str(), "SG");
 }
+
+#[tokio::test]
+async fn stream_only_models_answer_chat_through_a_stream() {
+    let s = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path(CHAT))
+        .and(wiremock::matchers::header("x-dashscope-sse", "enable"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("stream_reasoning.sse"), "text/event-stream"),
+        )
+        .with_priority(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(CHAT))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code":"InvalidParameter",
+            "message":"This model only support stream mode, please enable the stream parameter to access the model.",
+            "request_id":"r-x"})))
+        .with_priority(5)
+        .mount(&s)
+        .await;
+    let p = provider_at(&s, |c| c.chat_model = "qwq-plus".into());
+    let r = chat(&p)
+        .chat(ChatRequest::new(vec![Message::user("2+2?")]))
+        .await
+        .unwrap();
+    assert_eq!(r.text, "2 + 2 = 4");
+    assert_eq!(
+        r.reasoning.as_deref(),
+        Some("The user asks 2+2. That is 4.")
+    );
+    assert_eq!(s.received_requests().await.unwrap().len(), 2);
+
+    // Configured: straight to the stream.
+    s.reset().await;
+    Mock::given(method("POST"))
+        .and(path(CHAT))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("stream_text.sse"), "text/event-stream"),
+        )
+        .mount(&s)
+        .await;
+    let p = provider_at(&s, |c| c.chat_via_stream = true);
+    let r = chat(&p)
+        .chat(ChatRequest::new(vec![Message::user("Weather?")]))
+        .await
+        .unwrap();
+    assert_eq!(r.text, "Sunny, 24°C.");
+    assert_eq!(r.meta.usage.output_tokens, Some(5));
+    assert_eq!(r.meta.request_id.as_deref(), Some("r-1"));
+    let reqs = s.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].headers.get("x-dashscope-sse").unwrap(), "enable");
+}

@@ -127,6 +127,10 @@ pub struct DashScopeConfig {
     pub connect_timeout_ms: u64,
     /// The bound on one streamed event, in bytes. Default 1 MiB.
     pub max_event_bytes: usize,
+    /// Answer `chat` by streaming and collecting, for models that only stream (QwQ, the
+    /// open-source Qwen3 thinking models). Without it `chat` switches to a stream anyway when
+    /// DashScope says the model needs one (one extra request).
+    pub chat_via_stream: bool,
 }
 
 impl Default for DashScopeConfig {
@@ -153,6 +157,7 @@ impl Default for DashScopeConfig {
             timeout_ms: 60_000,
             connect_timeout_ms: 10_000,
             max_event_bytes: DEFAULT_MAX_FRAME_BYTES,
+            chat_via_stream: false,
         }
     }
 }
@@ -318,6 +323,7 @@ impl DashScopeProvider {
                     parameters: cfg.chat_parameters(),
                     extra_body: table_to_json(&cfg.extra_body),
                     max_frame_bytes: cfg.max_event_bytes,
+                    chat_via_stream: cfg.chat_via_stream,
                 },
             )),
             Mode::Compatible => compatible_chat(name, &cfg, &endpoint, api_key)?,
