@@ -585,6 +585,7 @@ async fn readme_singapore_profile_builds() {
     let f = merchant_ai_alibaba::dashscope_factory();
     let caps = merchant_ai::AdapterFactory::capabilities(&f, pc).unwrap();
     assert!(caps.chat && caps.chat_streaming && caps.chat_tools && caps.chat_json);
+    assert!(caps.search && caps.recommend);
     let p = merchant_ai::AdapterFactory::build(&f, merchant_ai::BuildContext::new(pc, &cfg))
         .await
         .unwrap();

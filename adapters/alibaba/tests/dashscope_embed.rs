@@ -188,7 +188,13 @@ async fn bad_embedding_answers_are_decode_errors() {
 #[tokio::test]
 async fn gte_rerank_native_shape() {
     let s = MockServer::start().await;
-    mount_normal(&s).await;
+    Mock::given(method("POST"))
+        .and(path(RERANK))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(fixture("rerank_gte.json"), "application/json"),
+        )
+        .mount(&s)
+        .await;
     let p = provider_at(&s, |_| {});
     let r = p.reranker().unwrap();
     let out = r
@@ -241,5 +247,58 @@ async fn qwen3_rerank_compatible_shape() {
     assert_eq!(
         b,
         &json!({"model":"qwen3-rerank","query":"q","documents":["a","b"],"top_n":1})
+    );
+}
+
+#[tokio::test]
+async fn semantic_search_embeds_documents_and_queries_and_reranks() {
+    use merchant_ai::{Provider, SearchRequest};
+    let s = MockServer::start().await;
+    mount_normal(&s).await;
+    let p = provider_at(&s, |_| {});
+    let searcher = p.searcher().unwrap();
+    let catalog = merchant_ai::contract::fixtures::catalog();
+    let n = catalog.len();
+    let rep = searcher.upsert(catalog).await.unwrap();
+    assert!(rep.rejected.is_empty());
+    let docs = bodies(&s, EMBED).await;
+    assert!(
+        docs.iter()
+            .all(|b| b["parameters"]["text_type"] == "document")
+    );
+    assert!(
+        docs.iter()
+            .all(|b| b["input"]["texts"].as_array().unwrap().len() <= 10)
+    );
+    assert_eq!(
+        docs.iter()
+            .map(|b| b["input"]["texts"].as_array().unwrap().len())
+            .sum::<usize>(),
+        n
+    );
+
+    s.reset().await;
+    mount_normal(&s).await;
+    let r = searcher
+        .search(SearchRequest::new("iron teapot"))
+        .await
+        .unwrap();
+    assert!(!r.hits.is_empty());
+    assert_eq!(r.meta.provider, "qwen");
+    assert_eq!(
+        r.meta.model.as_deref(),
+        Some("text-embedding-v4 + gte-rerank-v2")
+    );
+    let q = bodies(&s, EMBED).await;
+    assert_eq!(q.len(), 1, "one query embedding");
+    assert_eq!(q[0]["parameters"]["text_type"], "query");
+    assert_eq!(q[0]["input"]["texts"], json!(["iron teapot"]));
+    let rr = bodies(&s, RERANK).await;
+    assert_eq!(rr.len(), 1, "the top window was reranked");
+    assert_eq!(rr[0]["input"]["query"], "iron teapot");
+    assert_eq!(
+        r.hits[0].product_id.as_str(),
+        "ct-005",
+        "the cast iron teapot first"
     );
 }

@@ -10,7 +10,10 @@
 //!   HTTP errors ([`error`]). Or, with `mode = "compatible"`, through
 //!   [`merchant_ai_openai`] pointed at the region's compatible-mode base.
 //! - **embeddings** ([`DashScopeEmbedder`], an [`Embedder`])
-//!   and **rerank** ([`DashScopeReranker`], a [`Reranker`]).
+//!   and **rerank** ([`DashScopeReranker`], a [`Reranker`]), powering **search** and
+//!   **recommend** through the core's [`merchant_ai::semantic`] searcher and recommender
+//!   (products embedded on upsert, queries with `text_type = "query"`, the top window
+//!   reranked when `rerank_model` is set), tuned by `[providers.NAME.semantic]`.
 //! - The region is explicit ([`crate::region`]); the key is sent as `Authorization: Bearer` and
 //!   never appears in `Debug` or errors; `workspace` adds `X-DashScope-WorkSpace`.
 //! - The adapter never retries: the core's retry layer does, once per call, reading
@@ -30,6 +33,9 @@
 //! dimension = 1024
 //! rerank_model = "gte-rerank-v2"       # or "qwen3-rerank"
 //! # base_url = "https://my-proxy.example.com"   # any host; keeps the region's jurisdiction
+//!
+//! [providers.qwen.semantic.search]
+//! rerank_window = 50                   # top matches sent to the reranker
 //! ```
 
 pub mod chat;
@@ -46,6 +52,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use merchant_ai::embedding::{Embedder, Reranker};
+use merchant_ai::semantic::{SemanticConfig, SemanticStack};
 use merchant_ai::{
     AdapterFactory, BuildContext, Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream,
     Error, Forecaster, Provider, ProviderConfig, ProviderInfo, ProviderOptions, Recommender,
@@ -119,8 +126,12 @@ pub struct DashScopeConfig {
     pub dimension: Option<usize>,
     /// Texts per embeddings call; default and maximum 10 for v3/v4.
     pub embedding_batch: Option<usize>,
-    /// The rerank model (`gte-rerank-v2`, `qwen3-rerank`); none: no rerank.
+    /// The rerank model (`gte-rerank-v2`, `qwen3-rerank`); reranks the top window of
+    /// semantic search results. None: no rerank.
     pub rerank_model: Option<String>,
+    /// Semantic search and recommendation tuning (`[providers.NAME.semantic]`, see
+    /// [`merchant_ai::semantic`]); used when `embedding_model` is set.
+    pub semantic: SemanticConfig,
     /// Longest silence while waiting for bytes, in milliseconds. Default 60 000.
     pub timeout_ms: u64,
     /// Longest connect, in milliseconds. Default 10 000.
@@ -154,6 +165,7 @@ impl Default for DashScopeConfig {
             dimension: None,
             embedding_batch: None,
             rerank_model: None,
+            semantic: SemanticConfig::default(),
             timeout_ms: 60_000,
             connect_timeout_ms: 10_000,
             max_event_bytes: DEFAULT_MAX_FRAME_BYTES,
@@ -287,14 +299,20 @@ pub struct DashScopeProvider {
     chat: Arc<dyn ChatModel>,
     embedder: Option<Arc<DashScopeEmbedder>>,
     reranker: Option<Arc<DashScopeReranker>>,
+    semantic: Option<SemanticStack>,
     endpoint: Endpoint,
 }
 
 impl DashScopeProvider {
     /// What a provider with `cfg` offers: chat (streaming, tools, JSON; images only in
-    /// compatible mode).
+    /// compatible mode); with an `embedding_model`, semantic search and recommendations.
     pub fn capabilities(cfg: &DashScopeConfig) -> Capabilities {
-        Capabilities::none().with_chat(true, true, true, cfg.mode == Mode::Compatible)
+        let c = Capabilities::none().with_chat(true, true, true, cfg.mode == Mode::Compatible);
+        if cfg.embedding_model.is_some() {
+            c.with_search().with_recommend()
+        } else {
+            c
+        }
     }
 
     /// A provider named `name`; `api_key` is sent as `Authorization: Bearer` and nowhere
@@ -343,6 +361,14 @@ impl DashScopeProvider {
                 RerankApi::for_model(m),
             ))
         });
+        let semantic = match &embedder {
+            Some(e) => Some(cfg.semantic.build(
+                name,
+                e.clone(),
+                reranker.clone().map(|r| r as Arc<dyn Reranker>),
+            )?),
+            None => None,
+        };
         let caps = Self::capabilities(&cfg);
         // Always remote: even a loopback base_url may be a proxy to DashScope. Without a
         // region or jurisdiction (a mock server) the jurisdiction is unknown.
@@ -358,6 +384,7 @@ impl DashScopeProvider {
             chat,
             embedder,
             reranker,
+            semantic,
             endpoint,
         })
     }
@@ -370,6 +397,11 @@ impl DashScopeProvider {
     /// The embedder, when `embedding_model` is set.
     pub fn embedder(&self) -> Option<Arc<dyn Embedder>> {
         self.embedder.clone().map(|e| e as Arc<dyn Embedder>)
+    }
+
+    /// The semantic searcher and recommender, when `embedding_model` is set.
+    pub fn semantic(&self) -> Option<&SemanticStack> {
+        self.semantic.as_ref()
     }
 
     /// The reranker, when `rerank_model` is set.
@@ -433,10 +465,14 @@ impl Provider for DashScopeProvider {
         &self.info
     }
     fn searcher(&self) -> Option<Arc<dyn Searcher>> {
-        None
+        self.semantic
+            .as_ref()
+            .map(|s| s.searcher.clone() as Arc<dyn Searcher>)
     }
     fn recommender(&self) -> Option<Arc<dyn Recommender>> {
-        None
+        self.semantic
+            .as_ref()
+            .map(|s| s.recommender.clone() as Arc<dyn Recommender>)
     }
     fn chat_model(&self) -> Option<Arc<dyn ChatModel>> {
         Some(self.chat.clone())

@@ -28,7 +28,7 @@ pub const CHAT: &str = "/api/v1/services/aigc/text-generation/generation";
 pub const EMBED: &str = "/api/v1/services/embeddings/text-embedding/text-embedding";
 pub const RERANK: &str = "/api/v1/services/rerank/text-rerank/text-rerank";
 pub const COMPAT_RERANK: &str = "/compatible-api/v1/reranks";
-pub const DIM: usize = 8;
+pub const DIM: usize = 256;
 
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -129,23 +129,12 @@ pub fn completion(message: Value, finish: &str) -> Value {
            "usage":{"input_tokens":12,"output_tokens":8,"total_tokens":20},"request_id":"req-chat"})
 }
 
-/// A deterministic embedding of a text: DIM values from its bytes.
+/// A deterministic embedding of a text (the core's offline hashed-trigram embedder), so
+/// semantic search over the mock ranks by spelling.
 pub fn fake_embedding(text: &str) -> Vec<f32> {
-    let mut v = vec![0f32; DIM];
-    for w in text.to_lowercase().split(|c: char| !c.is_alphanumeric()) {
-        if w.is_empty() {
-            continue;
-        }
-        let mut h: u64 = 1469598103934665603;
-        for b in w.bytes() {
-            h = (h ^ b as u64).wrapping_mul(1099511628211);
-        }
-        v[(h % DIM as u64) as usize] += 1.0;
-    }
-    if v.iter().all(|x| *x == 0.0) {
-        v[0] = 1.0;
-    }
-    v
+    merchant_ai::semantic::HashEmbedder::new(DIM)
+        .unwrap()
+        .vector(text)
 }
 
 /// Answers an embeddings call with one vector per text, in reverse order (the adapter must
@@ -175,6 +164,41 @@ impl Respond for EmbedResponder {
             .collect();
         ResponseTemplate::new(200).set_body_json(json!({"output":{"embeddings":items},
             "usage":{"total_tokens": texts.len() * 3},"request_id":"e-1"}))
+    }
+}
+
+/// Answers a gte-rerank call by the cosine of the hashed embeddings of query and documents,
+/// best first, `top_n` at most.
+struct RerankResponder;
+
+impl Respond for RerankResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let q = fake_embedding(v["input"]["query"].as_str().unwrap_or(""));
+        let docs = v["input"]["documents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut scored: Vec<(usize, f32)> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let e = fake_embedding(d.as_str().unwrap_or(""));
+                (i, q.iter().zip(&e).map(|(a, b)| a * b).sum())
+            })
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(
+            v["parameters"]["top_n"]
+                .as_u64()
+                .unwrap_or(docs.len() as u64) as usize,
+        );
+        let results: Vec<Value> = scored
+            .iter()
+            .map(|(i, s)| json!({"index": i, "relevance_score": s}))
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({"output":{"results":results},
+            "usage":{"total_tokens": 10},"request_id":"k-1"}))
     }
 }
 
@@ -358,7 +382,6 @@ impl Harness {
             chat_model: "qwen-plus".into(),
             embedding_model: Some("text-embedding-v4".into()),
             dimension: Some(DIM),
-            rerank_model: Some("gte-rerank-v2".into()),
             timeout_ms: 500,
             connect_timeout_ms: 1_000,
             ..Default::default()
@@ -367,6 +390,13 @@ impl Harness {
 
     pub fn provider(&self, name: &str) -> DashScopeProvider {
         DashScopeProvider::new(name, self.config(), Some(SecretString::from(KEY))).unwrap()
+    }
+
+    /// The same, reranking semantic search with gte-rerank-v2.
+    pub fn provider_with_rerank(&self, name: &str) -> DashScopeProvider {
+        let mut c = self.config();
+        c.rerank_model = Some("gte-rerank-v2".into());
+        DashScopeProvider::new(name, c, Some(SecretString::from(KEY))).unwrap()
     }
 
     async fn reset(&self) {
@@ -381,7 +411,10 @@ impl FaultHarness for Harness {
     async fn inject(&self, capability: Capability, fault: Fault) -> bool {
         let p = match capability {
             Capability::Chat => CHAT,
-            Capability::Search => EMBED,
+            // Search embeds the query: its faults are the embeddings endpoint's. There is no
+            // stream to cut.
+            Capability::Search if fault != Fault::StreamCut => EMBED,
+            // Recommend reads the stored item vectors: it makes no upstream call to fail.
             _ => return false,
         };
         self.reset().await;
