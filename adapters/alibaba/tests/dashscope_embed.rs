@@ -302,3 +302,52 @@ async fn semantic_search_embeds_documents_and_queries_and_reranks() {
         "the cast iron teapot first"
     );
 }
+
+#[tokio::test]
+async fn hybrid_search_fuses_semantic_with_a_keyword_searcher() {
+    use merchant_ai::contract::{ScriptedProvider, fixtures};
+    use merchant_ai::hybrid::HybridConfig;
+    use merchant_ai::{Provider, SearchMode, SearchRequest, Searcher};
+    let s = MockServer::start().await;
+    mount_normal(&s).await;
+    let p = provider_at(&s, |c| c.rerank_model = None);
+    let keyword = ScriptedProvider::new("kw").searcher().unwrap();
+    let h = p.hybrid_searcher(keyword, HybridConfig::default()).unwrap();
+    h.upsert(fixtures::catalog()).await.unwrap();
+    let r = h
+        .search(SearchRequest::new("cast iron teapot"))
+        .await
+        .unwrap();
+    assert_eq!(r.mode, SearchMode::Hybrid);
+    assert_eq!(r.meta.provider, "qwen");
+    assert_eq!(r.hits[0].product_id.as_str(), "ct-005");
+    assert!(r.meta.fallbacks.is_empty());
+
+    // DashScope throttled: the keyword side answers alone, and says why.
+    s.reset().await;
+    Mock::given(method("POST"))
+        .and(path(EMBED))
+        .respond_with(ResponseTemplate::new(429).set_body_json(
+            json!({"code":"Throttling.RateQuota","message":"Requests rate limit exceeded","request_id":"e-9"}),
+        ))
+        .mount(&s)
+        .await;
+    let r = h
+        .search(SearchRequest::new("cast iron teapot"))
+        .await
+        .unwrap();
+    assert!(!r.hits.is_empty());
+    assert_eq!(r.meta.fallbacks.len(), 1, "{:?}", r.meta.fallbacks);
+
+    // Without embeddings there is nothing to fuse.
+    let s2 = MockServer::start().await;
+    let p = provider_at(&s2, |c| {
+        c.embedding_model = None;
+        c.dimension = None;
+        c.rerank_model = None;
+    });
+    assert!(p.searcher().is_none());
+    let kw = ScriptedProvider::new("kw").searcher().unwrap();
+    let e = p.hybrid_searcher(kw, HybridConfig::default()).unwrap_err();
+    assert!(e.message().contains("embedding_model"), "{e}");
+}

@@ -52,6 +52,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use merchant_ai::embedding::{Embedder, Reranker};
+use merchant_ai::hybrid::{HybridConfig, HybridSearcher};
 use merchant_ai::semantic::{SemanticConfig, SemanticStack};
 use merchant_ai::{
     AdapterFactory, BuildContext, Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream,
@@ -402,6 +403,24 @@ impl DashScopeProvider {
     /// The semantic searcher and recommender, when `embedding_model` is set.
     pub fn semantic(&self) -> Option<&SemanticStack> {
         self.semantic.as_ref()
+    }
+
+    /// Semantic search fused with a keyword searcher (the rules provider's, say) by
+    /// reciprocal rank fusion ([`merchant_ai::hybrid`]), named after this provider. Writes go to
+    /// both sides; when one side is throttled or down the other answers alone and
+    /// `meta.fallbacks` says so. `ConfigInvalid` without an `embedding_model`.
+    pub fn hybrid_searcher(
+        &self,
+        keyword: Arc<dyn Searcher>,
+        config: HybridConfig,
+    ) -> Result<HybridSearcher> {
+        let semantic = self.searcher().ok_or_else(|| {
+            Error::config(format!(
+                "providers.{}.embedding_model: hybrid search needs embeddings",
+                self.info.name
+            ))
+        })?;
+        HybridSearcher::new(self.info.name.clone(), semantic, keyword).with_config(config)
     }
 
     /// The reranker, when `rerank_model` is set.
