@@ -258,17 +258,23 @@ impl DashScopeConfig {
                 kp("embedding_model")
             )));
         }
-        if self
-            .rerank_model
-            .as_deref()
-            .is_some_and(|m| m.trim().is_empty())
-        {
-            return Err(Error::config(format!(
-                "{}: must not be empty",
-                kp("rerank_model")
-            )));
+        if let Some(m) = &self.rerank_model {
+            if m.trim().is_empty() {
+                return Err(Error::config(format!(
+                    "{}: must not be empty",
+                    kp("rerank_model")
+                )));
+            }
+            if self.embedding_model.is_none() {
+                return Err(Error::config(format!(
+                    "{}: reranking reorders semantic search results: set embedding_model too",
+                    kp("rerank_model")
+                )));
+            }
         }
-        Ok(())
+        self.semantic
+            .validate()
+            .map_err(|e| e.context(kp("semantic")))
     }
 
     /// The configured `parameters`, typed keys included.
@@ -537,5 +543,97 @@ impl AdapterFactory for DashScopeFactory {
             c,
             key,
         )?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(opts: &[(&str, toml::Value)]) -> ProviderConfig {
+        let mut pc = ProviderConfig::new("qwen", KIND).with_region("ap-southeast-1");
+        for (k, v) in opts {
+            pc = pc.with_option(*k, v.clone());
+        }
+        pc
+    }
+
+    fn err(opts: &[(&str, toml::Value)]) -> String {
+        match DashScopeFactory.capabilities(&section(opts)) {
+            Err(e) => e.message().to_owned(),
+            Ok(_) => panic!(
+                "accepted: {:?}",
+                opts.iter().map(|(k, _)| *k).collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let m = err(&[
+            ("embedding_model", "text-embedding-v4".into()),
+            ("embedding_batch", 11.into()),
+        ]);
+        assert!(
+            m.contains("providers.qwen.embedding_batch") && m.contains("10"),
+            "{m}"
+        );
+        let m = err(&[("rerank_model", "gte-rerank-v2".into())]);
+        assert!(m.contains("providers.qwen.rerank_model"), "{m}");
+        let m = err(&[("dimension", 1024.into())]);
+        assert!(m.contains("providers.qwen.embedding_model"), "{m}");
+        let m = err(&[("mode", "openai".into())]);
+        assert!(m.contains("providers.qwen"), "{m}");
+        let m = err(&[("chat_modle", "qwen-max".into())]);
+        assert!(m.contains("chat_modle"), "{m}");
+        let m = err(&[(
+            "semantic",
+            toml::Value::Table(toml::Table::from_iter([(
+                "search".to_owned(),
+                toml::Value::Table(toml::Table::from_iter([(
+                    "max_candidates".to_owned(),
+                    toml::Value::from(0),
+                )])),
+            )])),
+        )]);
+        assert!(m.contains("providers.qwen.semantic"), "{m}");
+        let m = err(&[("timeout_ms", 0.into())]);
+        assert!(m.contains("providers.qwen.timeout_ms"), "{m}");
+        let m = err(&[(
+            "extra_headers",
+            toml::Value::Table(toml::Table::from_iter([(
+                "bad header".to_owned(),
+                toml::Value::from("x"),
+            )])),
+        )]);
+        assert!(m.contains("providers.qwen.extra_headers"), "{m}");
+        let pc = ProviderConfig::new("qwen", KIND).with_region("eu-central-1");
+        let m = DashScopeFactory.capabilities(&pc).unwrap_err().to_string();
+        assert!(
+            m.contains("providers.qwen.region") && m.contains("workspace"),
+            "{m}"
+        );
+        let ok = section(&[("embedding_model", "text-embedding-v4".into())]);
+        let c = DashScopeFactory.capabilities(&ok).unwrap();
+        assert!(c.chat && c.search && c.recommend && !c.chat_images);
+    }
+
+    #[test]
+    fn typed_parameters_go_into_parameters() {
+        let c = DashScopeConfig {
+            enable_search: Some(true),
+            enable_thinking: Some(false),
+            thinking_budget: Some(512),
+            search_options: Some(toml::Table::from_iter([(
+                "forced_search".to_owned(),
+                toml::Value::from(true),
+            )])),
+            ..Default::default()
+        };
+        let p = c.chat_parameters();
+        assert_eq!(p["enable_search"], true);
+        assert_eq!(p["enable_thinking"], false);
+        assert_eq!(p["thinking_budget"], 512);
+        assert_eq!(p["search_options"]["forced_search"], true);
     }
 }
