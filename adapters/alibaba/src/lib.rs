@@ -4,5 +4,8 @@
 
 #![warn(missing_docs)]
 
+pub mod dashscope;
 pub mod region;
 pub mod sign;
+
+pub use dashscope::factory as dashscope_factory;
