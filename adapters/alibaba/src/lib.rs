@@ -4,5 +4,9 @@
 
 #![warn(missing_docs)]
 
+pub mod opensearch;
 pub mod region;
+pub mod service;
 pub mod sign;
+
+pub use opensearch::factory as opensearch_factory;
