@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod airec;
+pub mod dashscope;
 pub mod eas;
 pub mod opensearch;
 pub mod pairec;
@@ -30,6 +31,7 @@ pub mod service;
 pub mod sign;
 
 pub use airec::factory as airec_factory;
+pub use dashscope::factory as dashscope_factory;
 pub use eas::factory as eas_factory;
 pub use opensearch::factory as opensearch_factory;
 pub use pairec::factory as pairec_factory;

@@ -99,31 +99,6 @@ impl Endpoint {
     }
 }
 
-/// The jurisdiction Alibaba Cloud processes data of `region` in: mainland China regions `CN`,
-/// `cn-hongkong` `HK`, `ap-southeast-1` `SG`, `us-*` `US`, `eu-*` `EU`, `ap-northeast-1` `JP`,
-/// `ap-southeast-3` `MY`, `ap-southeast-5` `ID`, `ap-southeast-6` `PH`, `ap-southeast-7` `TH`,
-/// `me-east-1` `AE`, `ap-south-1` `IN`. `None` for anything else (then `jurisdiction` must be
-/// configured).
-pub fn region_jurisdiction(region: &str) -> Option<Jurisdiction> {
-    let r = region.trim().to_ascii_lowercase();
-    let code = match r.as_str() {
-        "cn-hongkong" => "HK",
-        _ if r.starts_with("cn-") => "CN",
-        "ap-southeast-1" => "SG",
-        "ap-northeast-1" => "JP",
-        "ap-southeast-3" => "MY",
-        "ap-southeast-5" => "ID",
-        "ap-southeast-6" => "PH",
-        "ap-southeast-7" => "TH",
-        "me-east-1" => "AE",
-        "ap-south-1" => "IN",
-        _ if r.starts_with("us-") => "US",
-        _ if r.starts_with("eu-") => "EU",
-        _ => return None,
-    };
-    Some(Jurisdiction::new(code))
-}
-
 /// The region and jurisdiction of a provider section: `region` (core key) and an optional
 /// `jurisdiction` override. A remote provider must end up with a jurisdiction.
 pub(crate) fn residency(
@@ -133,7 +108,7 @@ pub(crate) fn residency(
     let region = cfg.region().map(str::to_owned);
     let j = match (jurisdiction, region.as_deref()) {
         (Some(j), _) if !j.trim().is_empty() => Jurisdiction::new(j),
-        (_, Some(r)) => region_jurisdiction(r).ok_or_else(|| {
+        (_, Some(r)) => crate::region::jurisdiction_of(r).ok_or_else(|| {
             Error::config(format!(
                 "{}: region {r:?} has no known jurisdiction; set `jurisdiction`",
                 cfg.key_path("region")
@@ -510,14 +485,22 @@ mod tests {
         assert_eq!(e.base_path, "/api/predict/svc");
         assert!(Endpoint::parse("ftp://x", "k").is_err());
         assert!(Endpoint::parse("https://x/?a=1", "k").is_err());
-        assert_eq!(region_jurisdiction("cn-hangzhou").unwrap().as_str(), "CN");
-        assert_eq!(region_jurisdiction("cn-hongkong").unwrap().as_str(), "HK");
+        let pc = |r: &str| ProviderConfig::new("x", "airec").with_region(r);
         assert_eq!(
-            region_jurisdiction("ap-southeast-1").unwrap().as_str(),
+            residency(&pc("cn-hangzhou"), None).unwrap().1.as_str(),
+            "CN"
+        );
+        assert_eq!(
+            residency(&pc("ap-southeast-1"), None).unwrap().1.as_str(),
             "SG"
         );
-        assert_eq!(region_jurisdiction("us-east-1").unwrap().as_str(), "US");
-        assert_eq!(region_jurisdiction("eu-central-1").unwrap().as_str(), "EU");
-        assert!(region_jurisdiction("mars-1").is_none());
+        assert_eq!(
+            residency(&pc("mars-1"), Some("us")).unwrap().1.as_str(),
+            "US"
+        );
+        let e = residency(&pc("mars-1"), None).unwrap_err();
+        assert!(e.message().contains("providers.x.region"), "{e}");
+        let e = residency(&ProviderConfig::new("x", "airec"), None).unwrap_err();
+        assert!(e.message().contains("explicit"), "{e}");
     }
 }

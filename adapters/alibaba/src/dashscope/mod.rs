@@ -1,0 +1,464 @@
+//! DashScope (Alibaba Cloud Model Studio, Qwen): chat, embeddings and rerank.
+//!
+//! - **chat** over the native protocol ([`DashScopeChat`]): messages, tools and tool
+//!   results, JSON object / JSON schema output, reasoning ("thinking") text kept apart,
+//!   `enable_search`, `search_options`, `enable_thinking` and every other documented
+//!   parameter (typed keys or the `parameters` table; a request's `provider_options` go into
+//!   `parameters` too), extra body fields; streaming over server-sent events with
+//!   `X-DashScope-SSE: enable` and `incremental_output`, the last cumulative usage kept,
+//!   request ids, errors that arrive as `event:error` inside an HTTP 200 classified like
+//!   HTTP errors ([`error`]). Or, with `mode = "compatible"`, through
+//!   [`merchant_ai_openai`] pointed at the region's compatible-mode base.
+//! - **embeddings** ([`DashScopeEmbedder`], an [`Embedder`](merchant_ai::embedding::Embedder))
+//!   and **rerank** ([`DashScopeReranker`], a [`Reranker`](merchant_ai::embedding::Reranker)).
+//! - The region is explicit ([`crate::region`]); the key is sent as `Authorization: Bearer` and
+//!   never appears in `Debug` or errors; `workspace` adds `X-DashScope-WorkSpace`.
+//! - The adapter never retries: the core's retry layer does, once per call, reading
+//!   [`Error::is_retryable`] and [`Error::retry_after`].
+//!
+//! ```toml
+//! [providers.qwen]
+//! kind = "dashscope"
+//! region = "ap-southeast-1"            # Singapore; required, never guessed from the key
+//! api_key_env = "DASHSCOPE_API_KEY"
+//! chat_model = "qwen-plus"
+//! # workspace = "llm-xxxx"             # X-DashScope-WorkSpace
+//! # mode = "compatible"                # OpenAI-compatible protocol instead of the native one
+//! # enable_search = true
+//! # parameters = { top_k = 20 }        # any documented DashScope parameter
+//! embedding_model = "text-embedding-v4"
+//! dimension = 1024
+//! rerank_model = "gte-rerank-v2"       # or "qwen3-rerank"
+//! # base_url = "https://my-proxy.example.com"   # any host; keeps the region's jurisdiction
+//! ```
+
+pub mod chat;
+pub mod client;
+pub mod embed;
+pub mod error;
+pub mod sse;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use merchant_ai::embedding::{Embedder, Reranker};
+use merchant_ai::{
+    AdapterFactory, BuildContext, Capabilities, ChatModel, Error, Forecaster, Provider,
+    ProviderConfig, ProviderInfo, ProviderOptions, Recommender, Result, Searcher,
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use chat::{DashScopeChat, decode_recorded};
+pub use client::Client;
+pub use embed::{DashScopeEmbedder, DashScopeReranker, RerankApi};
+pub use sse::{DEFAULT_MAX_FRAME_BYTES, Frame, FrameDecoder};
+
+use crate::region::{self, Endpoint};
+
+/// The `kind` of this adapter in config.
+pub const KIND: &str = "dashscope";
+
+/// The chat protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// DashScope's own protocol (request ids, cumulative usage, code-level errors).
+    #[default]
+    Native,
+    /// The OpenAI-compatible protocol, through `merchant-ai-openai`.
+    Compatible,
+}
+
+/// Options of a `[providers.NAME]` section of kind `dashscope` (besides the core's `region`
+/// and `api_key_env`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashScopeConfig {
+    /// The region, from the section's `region` key (read by the core).
+    #[serde(skip)]
+    pub region: Option<String>,
+    /// `X-DashScope-WorkSpace` (and the workspace of `gateway` hosts).
+    pub workspace: Option<String>,
+    /// Use the workspace-scoped host `{workspace}.{region}.maas.aliyuncs.com` (always for
+    /// Frankfurt and Tokyo).
+    pub gateway: bool,
+    /// Any root URL instead of the region's host (a proxy, a private gateway, a mock).
+    pub base_url: Option<String>,
+    /// The jurisdiction of `base_url` when it differs from the region's, or when no region
+    /// is set.
+    pub jurisdiction: Option<String>,
+    /// `native` (default) or `compatible`.
+    pub mode: Mode,
+    /// The chat model; default `qwen-plus`. A request's `model` overrides it.
+    pub chat_model: String,
+    /// `parameters.enable_search`.
+    pub enable_search: Option<bool>,
+    /// `parameters.search_options` (`forced_search`, `search_strategy`, `enable_source`...).
+    pub search_options: Option<toml::Table>,
+    /// `parameters.enable_thinking`.
+    pub enable_thinking: Option<bool>,
+    /// `parameters.thinking_budget`.
+    pub thinking_budget: Option<u32>,
+    /// Any other `parameters` (`top_k`, `repetition_penalty`, `presence_penalty`, ...).
+    pub parameters: toml::Table,
+    /// Top-level body fields.
+    pub extra_body: toml::Table,
+    /// Headers added to every request (not secret).
+    pub extra_headers: BTreeMap<String, String>,
+    /// The embedding model (e.g. `text-embedding-v4`); none: no embeddings.
+    pub embedding_model: Option<String>,
+    /// The embedding dimension (v3/v4: 64 to 2048, model-dependent).
+    pub dimension: Option<usize>,
+    /// Texts per embeddings call; default and maximum 10 for v3/v4.
+    pub embedding_batch: Option<usize>,
+    /// The rerank model (`gte-rerank-v2`, `qwen3-rerank`); none: no rerank.
+    pub rerank_model: Option<String>,
+    /// Longest silence while waiting for bytes, in milliseconds. Default 60 000.
+    pub timeout_ms: u64,
+    /// Longest connect, in milliseconds. Default 10 000.
+    pub connect_timeout_ms: u64,
+    /// The bound on one streamed event, in bytes. Default 1 MiB.
+    pub max_event_bytes: usize,
+}
+
+impl Default for DashScopeConfig {
+    fn default() -> Self {
+        DashScopeConfig {
+            region: None,
+            workspace: None,
+            gateway: false,
+            base_url: None,
+            jurisdiction: None,
+            mode: Mode::Native,
+            chat_model: "qwen-plus".into(),
+            enable_search: None,
+            search_options: None,
+            enable_thinking: None,
+            thinking_budget: None,
+            parameters: toml::Table::new(),
+            extra_body: toml::Table::new(),
+            extra_headers: BTreeMap::new(),
+            embedding_model: None,
+            dimension: None,
+            embedding_batch: None,
+            rerank_model: None,
+            timeout_ms: 60_000,
+            connect_timeout_ms: 10_000,
+            max_event_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+fn table_to_json(t: &toml::Table) -> ProviderOptions {
+    match serde_json::to_value(t) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => ProviderOptions::new(),
+    }
+}
+
+impl DashScopeConfig {
+    /// Resolves the endpoint; errors name the key (`providers.qwen.region`).
+    pub fn endpoint(&self, name: &str) -> Result<Endpoint> {
+        let kp = |k: &str| format!("providers.{name}.{k}");
+        region::resolve(
+            self.region.as_deref(),
+            self.workspace.as_deref(),
+            self.gateway,
+            self.base_url.as_deref(),
+            self.jurisdiction.as_deref(),
+            &kp,
+        )
+    }
+
+    /// Checks the options; the error names the key.
+    pub fn validate(&self, name: &str) -> Result<()> {
+        let kp = |k: &str| format!("providers.{name}.{k}");
+        self.endpoint(name)?;
+        if self.chat_model.trim().is_empty() {
+            return Err(Error::config(format!(
+                "{}: must not be empty",
+                kp("chat_model")
+            )));
+        }
+        if self.timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            return Err(Error::config(format!(
+                "{}: timeouts must be at least 1 ms",
+                kp("timeout_ms")
+            )));
+        }
+        if let Some(ws) = &self.workspace
+            && (ws.is_empty() || reqwest::header::HeaderValue::from_str(ws).is_err())
+        {
+            return Err(Error::config(format!(
+                "{}: not a workspace id",
+                kp("workspace")
+            )));
+        }
+        for (k, v) in &self.extra_headers {
+            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(v).is_err()
+            {
+                return Err(Error::config(format!(
+                    "{}: {k:?} is not a valid HTTP header",
+                    kp("extra_headers")
+                )));
+            }
+        }
+        if let Some(m) = &self.embedding_model {
+            if m.trim().is_empty() {
+                return Err(Error::config(format!(
+                    "{}: must not be empty",
+                    kp("embedding_model")
+                )));
+            }
+            if let Some(b) = self.embedding_batch {
+                let max = embed::max_batch(m);
+                if b == 0 || b > max {
+                    return Err(Error::config(format!(
+                        "{}: must be between 1 and {max} for {m}",
+                        kp("embedding_batch")
+                    )));
+                }
+            }
+            if self.dimension == Some(0) {
+                return Err(Error::config(format!(
+                    "{}: must be at least 1",
+                    kp("dimension")
+                )));
+            }
+        } else if self.dimension.is_some() || self.embedding_batch.is_some() {
+            return Err(Error::config(format!(
+                "{}: set embedding_model to use dimension or embedding_batch",
+                kp("embedding_model")
+            )));
+        }
+        if self
+            .rerank_model
+            .as_deref()
+            .is_some_and(|m| m.trim().is_empty())
+        {
+            return Err(Error::config(format!(
+                "{}: must not be empty",
+                kp("rerank_model")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The configured `parameters`, typed keys included.
+    pub fn chat_parameters(&self) -> ProviderOptions {
+        let mut p = table_to_json(&self.parameters);
+        if let Some(b) = self.enable_search {
+            p.insert("enable_search".into(), b.into());
+        }
+        if let Some(s) = &self.search_options {
+            p.insert(
+                "search_options".into(),
+                serde_json::Value::Object(table_to_json(s)),
+            );
+        }
+        if let Some(b) = self.enable_thinking {
+            p.insert("enable_thinking".into(), b.into());
+        }
+        if let Some(t) = self.thinking_budget {
+            p.insert("thinking_budget".into(), t.into());
+        }
+        p
+    }
+}
+
+/// A DashScope provider: chat, and the embedder and reranker when configured.
+#[derive(Debug)]
+pub struct DashScopeProvider {
+    info: ProviderInfo,
+    chat: Arc<dyn ChatModel>,
+    embedder: Option<Arc<DashScopeEmbedder>>,
+    reranker: Option<Arc<DashScopeReranker>>,
+    endpoint: Endpoint,
+}
+
+impl DashScopeProvider {
+    /// What a provider with `cfg` offers: chat (streaming, tools, JSON; images only in
+    /// compatible mode).
+    pub fn capabilities(cfg: &DashScopeConfig) -> Capabilities {
+        Capabilities::none().with_chat(true, true, true, cfg.mode == Mode::Compatible)
+    }
+
+    /// A provider named `name`; `api_key` is sent as `Authorization: Bearer` and nowhere
+    /// else.
+    pub fn new(name: &str, cfg: DashScopeConfig, api_key: Option<SecretString>) -> Result<Self> {
+        cfg.validate(name)?;
+        let endpoint = cfg.endpoint(name)?;
+        let client = Client::new(client::ClientOptions {
+            name: name.to_owned(),
+            endpoint: endpoint.clone(),
+            api_key: api_key.clone(),
+            workspace: cfg.workspace.clone(),
+            extra_headers: cfg
+                .extra_headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            read_timeout: Duration::from_millis(cfg.timeout_ms),
+            connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
+        })?;
+        let chat: Arc<dyn ChatModel> = match cfg.mode {
+            Mode::Native => Arc::new(DashScopeChat::new(
+                client.clone(),
+                chat::ChatSettings {
+                    model: cfg.chat_model.clone(),
+                    parameters: cfg.chat_parameters(),
+                    extra_body: table_to_json(&cfg.extra_body),
+                    max_frame_bytes: cfg.max_event_bytes,
+                },
+            )),
+            Mode::Compatible => compatible_chat(name, &cfg, &endpoint, api_key)?,
+        };
+        let embedder = cfg.embedding_model.as_ref().map(|m| {
+            Arc::new(DashScopeEmbedder::new(
+                client.clone(),
+                m.clone(),
+                cfg.dimension,
+                cfg.embedding_batch.unwrap_or(embed::max_batch(m)),
+            ))
+        });
+        let reranker = cfg.rerank_model.as_ref().map(|m| {
+            Arc::new(DashScopeReranker::new(
+                client.clone(),
+                m.clone(),
+                RerankApi::for_model(m),
+            ))
+        });
+        let caps = Self::capabilities(&cfg);
+        let info = if endpoint.is_loopback() && endpoint.jurisdiction().is_none() {
+            let mut i = ProviderInfo::local(name, KIND, caps);
+            i.region = cfg.region.clone();
+            i
+        } else {
+            ProviderInfo::remote(
+                name,
+                KIND,
+                endpoint.region().map(|r| r.id().to_owned()),
+                endpoint.jurisdiction().cloned(),
+                caps,
+            )
+        };
+        Ok(DashScopeProvider {
+            info,
+            chat,
+            embedder,
+            reranker,
+            endpoint,
+        })
+    }
+
+    /// The endpoint requests go to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The embedder, when `embedding_model` is set.
+    pub fn embedder(&self) -> Option<Arc<dyn Embedder>> {
+        self.embedder.clone().map(|e| e as Arc<dyn Embedder>)
+    }
+
+    /// The reranker, when `rerank_model` is set.
+    pub fn reranker(&self) -> Option<Arc<dyn Reranker>> {
+        self.reranker.clone().map(|r| r as Arc<dyn Reranker>)
+    }
+}
+
+fn compatible_chat(
+    name: &str,
+    cfg: &DashScopeConfig,
+    endpoint: &Endpoint,
+    api_key: Option<SecretString>,
+) -> Result<Arc<dyn ChatModel>> {
+    let mut extra_headers = cfg.extra_headers.clone();
+    if let Some(ws) = &cfg.workspace {
+        extra_headers.insert(client::WORKSPACE_HEADER.into(), ws.clone());
+    }
+    // DashScope's extras are top-level fields in compatible mode.
+    let mut extra_body = cfg.extra_body.clone();
+    if let Ok(toml::Value::Table(p)) = toml::Value::try_from(cfg.chat_parameters()) {
+        for (k, v) in p {
+            extra_body.insert(k, v);
+        }
+    }
+    let mut oc = merchant_ai_openai::OpenAiConfig {
+        base_url: endpoint.compatible_base(),
+        chat_model: Some(cfg.chat_model.clone()),
+        extra_headers,
+        extra_body,
+        timeout_ms: cfg.timeout_ms,
+        connect_timeout_ms: cfg.connect_timeout_ms,
+        jurisdiction: endpoint.jurisdiction().map(|j| j.to_string()),
+        local: endpoint.is_loopback() && endpoint.jurisdiction().is_none(),
+        max_event_bytes: cfg.max_event_bytes,
+        ..Default::default()
+    };
+    oc.region = endpoint.region().map(|r| r.id().to_owned());
+    let p = merchant_ai_openai::OpenAiProvider::new(name, oc, api_key)?;
+    Ok(p.openai_chat().clone())
+}
+
+impl Provider for DashScopeProvider {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+    fn searcher(&self) -> Option<Arc<dyn Searcher>> {
+        None
+    }
+    fn recommender(&self) -> Option<Arc<dyn Recommender>> {
+        None
+    }
+    fn chat_model(&self) -> Option<Arc<dyn ChatModel>> {
+        Some(self.chat.clone())
+    }
+    fn forecaster(&self) -> Option<Arc<dyn Forecaster>> {
+        None
+    }
+}
+
+/// The factory to register: `Registry::new().with(merchant_ai_alibaba::dashscope_factory())`.
+pub fn factory() -> DashScopeFactory {
+    DashScopeFactory
+}
+
+/// Builds [`DashScopeProvider`]s from `kind = "dashscope"` sections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DashScopeFactory;
+
+impl DashScopeFactory {
+    fn config(cfg: &ProviderConfig) -> Result<DashScopeConfig> {
+        let mut c: DashScopeConfig = cfg.options_as()?;
+        c.region = cfg.region().map(str::to_owned);
+        c.validate(cfg.name())?;
+        Ok(c)
+    }
+}
+
+#[async_trait]
+impl AdapterFactory for DashScopeFactory {
+    fn kind(&self) -> &str {
+        KIND
+    }
+
+    fn capabilities(&self, cfg: &ProviderConfig) -> Result<Capabilities> {
+        Ok(DashScopeProvider::capabilities(&Self::config(cfg)?))
+    }
+
+    async fn build(&self, ctx: BuildContext<'_>) -> Result<Arc<dyn Provider>> {
+        let c = Self::config(ctx.provider)?;
+        let key = ctx.provider.api_key()?;
+        Ok(Arc::new(DashScopeProvider::new(
+            ctx.provider.name(),
+            c,
+            key,
+        )?))
+    }
+}
