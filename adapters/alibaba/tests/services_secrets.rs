@@ -71,35 +71,33 @@ async fn exercise(p: &Arc<dyn Provider>, seen: &mut Vec<String>) {
     }
 }
 
-fn errors_of(p: &Arc<dyn Provider>) -> impl std::future::Future<Output = Vec<String>> + '_ {
-    async move {
-        let mut out = Vec::new();
-        let e = if let Some(s) = p.searcher() {
-            s.search(SearchRequest::new(QUERY)).await.err()
-        } else if let Some(r) = p.recommender() {
-            r.recommend(RecommendRequest::new(Scene::Home).with_subject(SUBJECT))
-                .await
-                .err()
-        } else if let Some(f) = p.forecaster() {
-            f.forecast(ForecastRequest::new(
-                merchant_ai::contract::fixtures::series(),
-                3,
-            ))
+async fn errors_of(p: &Arc<dyn Provider>) -> Vec<String> {
+    let mut out = Vec::new();
+    let e = if let Some(s) = p.searcher() {
+        s.search(SearchRequest::new(QUERY)).await.err()
+    } else if let Some(r) = p.recommender() {
+        r.recommend(RecommendRequest::new(Scene::Home).with_subject(SUBJECT))
             .await
             .err()
-        } else {
-            None
-        };
-        if let Some(e) = e {
-            out.push(format!("{e} {e:?}"));
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                out.push(format!("{s} {s:?}"));
-                src = s.source();
-            }
+    } else if let Some(f) = p.forecaster() {
+        f.forecast(ForecastRequest::new(
+            merchant_ai::contract::fixtures::series(),
+            3,
+        ))
+        .await
+        .err()
+    } else {
+        None
+    };
+    if let Some(e) = e {
+        out.push(format!("{e} {e:?}"));
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            out.push(format!("{s} {s:?}"));
+            src = s.source();
         }
-        out
     }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
