@@ -500,3 +500,61 @@ async fn providers_declare_region_and_jurisdiction() {
         assert!(i.data_leaves_process);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn airec_legacy_roa_signature() {
+    let h = Harness::start(Svc::Airec).await;
+    h.server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"requestId":"r","code":"200",
+            "result":[{"itemId":"i1","traceId":"ali","traceInfo":"t1","weight":0.5}]})),
+        )
+        .mount(&h.server)
+        .await;
+    let pc = h.section("airec").with_option("signature", "roa");
+    let c: merchant_ai_alibaba::airec::AirecConfig = pc.options_as().unwrap();
+    let p = merchant_ai_alibaba::airec::AirecProvider::new(
+        &pc,
+        c,
+        merchant_ai_alibaba::sign::Signer::new(svc::creds()),
+    )
+    .unwrap();
+    let r = merchant_ai::Provider::recommender(&p)
+        .unwrap()
+        .recommend(RecommendRequest::new(Scene::Home).with_subject("u1"))
+        .await
+        .unwrap();
+    assert_eq!(r.items[0].product_id.as_str(), "i1");
+    let reqs = h.server.received_requests().await.unwrap();
+    let req = &reqs[0];
+    let headers: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+        .collect();
+    let q: Vec<(String, String)> = req
+        .url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let want = merchant_ai_alibaba::sign::roa_authorization(
+        &svc::creds(),
+        &merchant_ai_alibaba::sign::SignInput {
+            method: "GET",
+            path: req.url.path(),
+            query: &q,
+            headers: &headers,
+        },
+    );
+    assert_eq!(hdr(req, "authorization"), want);
+    assert!(want.starts_with(&format!("acs {}:", svc::AK_ID)));
+    assert_eq!(hdr(req, "x-acs-signature-method"), "HMAC-SHA1");
+    assert_eq!(hdr(req, "x-acs-signature-version"), "1.0");
+    assert!(hdr(req, "date").ends_with(" GMT"));
+    // A bad scheme name is a config error naming the key.
+    let bad = h.section("airec").with_option("signature", "v2");
+    let c: merchant_ai_alibaba::airec::AirecConfig = bad.options_as().unwrap();
+    let e = c.validate(&bad).unwrap_err();
+    assert!(e.message().contains("providers.airec.signature"), "{e}");
+}

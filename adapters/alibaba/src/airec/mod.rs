@@ -5,7 +5,8 @@
 //!
 //! - **recommend**: `GET /v2/openapi/instances/{instance}/actions/recommend` with `userId`,
 //!   `sceneId`, `returnCount` (and `items` = the anchor), ACS3-signed (`x-acs-action:
-//!   Recommend`, `x-acs-version: 2020-11-26`). The anchor and `exclude` are removed from the
+//!   Recommend`, `x-acs-version: 2020-11-26`; `signature = "roa"` selects the legacy
+//!   HMAC-SHA1 scheme instead). The anchor and `exclude` are removed from the
 //!   answer (the adapter asks for that many more). Scores are the vendor's `weight`, kept in
 //!   the vendor's order. The response's `trace_id` is the first item's `traceInfo`.
 //! - **record**: `POST /v2/openapi/instances/{instance}/tables/behavior/actions/bulk`
@@ -63,6 +64,9 @@ pub struct AirecConfig {
     pub endpoint: Option<String>,
     /// The AIRec instance id (required).
     pub instance_id: String,
+    /// The signature scheme: `acs3` (ACS3-HMAC-SHA256, default) or `roa` (the legacy
+    /// HMAC-SHA1 `acs AK:sig` scheme, for gateways that predate ACS3).
+    pub signature: String,
     /// merchant-ai scene name (`home`, `product_page`, ...) to AIRec scene id; unmapped scenes
     /// are sent by name.
     pub scenes: BTreeMap<String, String>,
@@ -95,6 +99,7 @@ impl Default for AirecConfig {
         AirecConfig {
             endpoint: None,
             instance_id: String::new(),
+            signature: "acs3".into(),
             scenes: BTreeMap::new(),
             default_scene: "home".into(),
             item_type: "item".into(),
@@ -124,6 +129,13 @@ impl AirecConfig {
             return Err(Error::config(format!(
                 "{}: must not be empty",
                 cfg.key_path("anonymous_user")
+            )));
+        }
+        if self.signature != "acs3" && self.signature != "roa" {
+            return Err(Error::config(format!(
+                "{}: must be \"acs3\" or \"roa\", got {:?}",
+                cfg.key_path("signature"),
+                self.signature
             )));
         }
         self.endpoint(cfg)?;
@@ -272,16 +284,22 @@ impl AirecRecommender {
     ) -> reqwest::RequestBuilder {
         let ct = body.as_ref().map(|_| "application/json; charset=utf-8");
         let bytes = body.clone().unwrap_or_default();
-        let headers = self.0.signer.acs3(
-            method,
-            &self.0.endpoint.host,
-            path,
-            query,
-            action,
-            API_VERSION,
-            ct,
-            &bytes,
-        );
+        let headers = if self.0.cfg.signature == "roa" {
+            self.0
+                .signer
+                .roa(method, path, query, action, API_VERSION, ct, &bytes)
+        } else {
+            self.0.signer.acs3(
+                method,
+                &self.0.endpoint.host,
+                path,
+                query,
+                action,
+                API_VERSION,
+                ct,
+                &bytes,
+            )
+        };
         let q = canonical_query(query);
         let url = if q.is_empty() {
             format!("{}{path}", self.0.endpoint.origin)
