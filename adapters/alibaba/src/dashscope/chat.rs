@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use merchant_ai::{
     ChatEvent, ChatModel, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, ProviderOptions,
-    ResponseFormat, ResponseMeta, Result,
+    ResponseFormat, ResponseMeta, Result, collect_stream,
 };
 
 use super::client::{Client, header_request_id};
@@ -31,6 +31,10 @@ pub struct ChatSettings {
     pub extra_body: ProviderOptions,
     /// The bound on one streamed frame.
     pub max_frame_bytes: usize,
+    /// Answer `chat` by streaming and collecting (models that only stream: QwQ, the
+    /// open-source Qwen3 thinking models). Without it, `chat` still switches to a stream
+    /// when DashScope answers that the model needs one.
+    pub chat_via_stream: bool,
 }
 
 struct Inner {
@@ -87,13 +91,32 @@ impl DashScopeChat {
     }
 }
 
-#[async_trait]
-impl ChatModel for DashScopeChat {
-    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse> {
+/// Whether an error says the model only answers in stream mode ("This model only support
+/// stream mode, please enable the stream parameter ...").
+fn needs_stream(e: &Error) -> bool {
+    e.status() == Some(400)
+        && e.kind() == ErrorKind::InvalidRequest
+        && e.message().to_ascii_lowercase().contains("stream")
+}
+
+impl DashScopeChat {
+    /// `chat` through a stream, collected.
+    async fn chat_collected(&self, req: ChatRequest) -> Result<ChatResponse> {
+        let format = req.response_format.clone();
+        let s = self.chat_stream(req).await?;
+        let mut r = collect_stream(s)
+            .await
+            .map_err(|e| e.with_provider(self.0.client.name.clone()))?;
+        if format != ResponseFormat::Text {
+            r = r.with_format_used(format);
+        }
+        Ok(r)
+    }
+
+    async fn chat_once(&self, req: &ChatRequest) -> Result<ChatResponse> {
         let op = "chat";
-        req.validate().map_err(|e| self.tag(e, op))?;
         let started = Instant::now();
-        let (body, model) = self.body(&req, false).map_err(|e| self.tag(e, op))?;
+        let (body, model) = self.body(req, false).map_err(|e| self.tag(e, op))?;
         let (bytes, headers) = self
             .0
             .client
@@ -120,6 +143,23 @@ impl ChatModel for DashScopeChat {
             r = r.with_format_used(req.response_format.clone());
         }
         Ok(r)
+    }
+}
+
+#[async_trait]
+impl ChatModel for DashScopeChat {
+    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse> {
+        req.validate().map_err(|e| self.tag(e, "chat"))?;
+        if self.0.s.chat_via_stream {
+            return self.chat_collected(req).await;
+        }
+        match self.chat_once(&req).await {
+            Err(e) if needs_stream(&e) => {
+                tracing::debug!(provider = %self.0.client.name, "the model needs a stream; streaming");
+                self.chat_collected(req).await
+            }
+            r => r,
+        }
     }
 
     async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream> {

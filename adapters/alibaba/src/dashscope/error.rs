@@ -34,9 +34,9 @@ const MAX_VENDOR_MESSAGE: usize = 200;
 /// tokens-per-minute window it counts against.
 pub const TPM_WINDOW: Duration = Duration::from_secs(60);
 
-/// The kind and retryability of a DashScope error `code` (with the HTTP status, when known,
-/// for unknown codes, and the message, which tells a free-tier quota from a rate window).
-pub fn classify(code: &str, status: Option<u16>, message: &str) -> (ErrorKind, bool) {
+/// The kind a documented DashScope error `code` stands for (the message tells a free-tier
+/// quota from a rate window); `None` for a code this table does not know.
+pub fn code_kind(code: &str, message: &str) -> Option<ErrorKind> {
     use ErrorKind::*;
     let c = code.trim();
     let lc = c.to_ascii_lowercase();
@@ -44,7 +44,7 @@ pub fn classify(code: &str, status: Option<u16>, message: &str) -> (ErrorKind, b
         let m = message.to_ascii_lowercase();
         m.contains("free") && m.contains("quota")
     };
-    let kind = match c {
+    Some(match c {
         "DataInspectionFailed" | "data_inspection_failed" => ContentRejected,
         "Arrearage"
         | "CommodityNotPurchased"
@@ -76,19 +76,58 @@ pub fn classify(code: &str, status: Option<u16>, message: &str) -> (ErrorKind, b
         _ if c.starts_with("InternalError") => Unavailable,
         _ if c.starts_with("BadRequest") => InvalidRequest,
         _ if c.starts_with("AccessDenied") || c.ends_with(".AccessDenied") => PermissionDenied,
-        _ => match status {
-            Some(400 | 409 | 413 | 415 | 422) => InvalidRequest,
-            Some(401) => Unauthenticated,
-            Some(402) => QuotaExceeded,
-            Some(403) => PermissionDenied,
-            Some(404) => NotFound,
-            Some(408) => Timeout,
-            Some(429) => RateLimited,
-            Some(s) if s >= 500 => Unavailable,
-            _ => Unexpected,
-        },
-    };
+        _ => return None,
+    })
+}
+
+/// The kind and retryability of a DashScope error `code` (with the HTTP status, when known,
+/// for unknown codes, and the message, which tells a free-tier quota from a rate window).
+pub fn classify(code: &str, status: Option<u16>, message: &str) -> (ErrorKind, bool) {
+    use ErrorKind::*;
+    let kind = code_kind(code, message).unwrap_or(match status {
+        Some(400 | 409 | 413 | 415 | 422) => InvalidRequest,
+        Some(401) => Unauthenticated,
+        Some(402) => QuotaExceeded,
+        Some(403) => PermissionDenied,
+        Some(404) => NotFound,
+        Some(408) => Timeout,
+        Some(429) => RateLimited,
+        Some(s) if s >= 500 => Unavailable,
+        _ => Unexpected,
+    });
     (kind, kind.default_retryable())
+}
+
+/// Re-reads an error of the compatible mode (mapped by `merchant-ai-openai`) by its DashScope
+/// code, so both modes classify the same code alike (e.g. `Throttling.AllocationQuota` is a
+/// rate window, `Arrearage` billing). Errors without a known code pass unchanged.
+pub fn reclassify(e: Error) -> Error {
+    let Some(code) = e.vendor_code().map(str::to_owned) else {
+        return e;
+    };
+    let Some(kind) = code_kind(&code, e.message()) else {
+        return e;
+    };
+    if kind == e.kind() {
+        return e;
+    }
+    let mut n = Error::new(kind, e.message().to_owned()).with_vendor_code(code.clone());
+    if let Some(s) = e.status() {
+        n = n.with_status(s);
+    }
+    if let Some(r) = e.request_id() {
+        n = n.with_request_id(r.to_owned());
+    }
+    if let Some(p) = e.provider() {
+        n = n.with_provider(p.to_owned());
+    }
+    if let Some(o) = e.operation() {
+        n = n.with_operation(o.to_owned());
+    }
+    if kind == ErrorKind::RateLimited {
+        n = n.with_retry_after(e.retry_after().unwrap_or(TPM_WINDOW));
+    }
+    n
 }
 
 fn text(v: Option<&Value>) -> Option<String> {

@@ -9,8 +9,8 @@
 //!   request ids, errors that arrive as `event:error` inside an HTTP 200 classified like
 //!   HTTP errors ([`error`]). Or, with `mode = "compatible"`, through
 //!   [`merchant_ai_openai`] pointed at the region's compatible-mode base.
-//! - **embeddings** ([`DashScopeEmbedder`], an [`Embedder`](merchant_ai::embedding::Embedder))
-//!   and **rerank** ([`DashScopeReranker`], a [`Reranker`](merchant_ai::embedding::Reranker)).
+//! - **embeddings** ([`DashScopeEmbedder`], an [`Embedder`])
+//!   and **rerank** ([`DashScopeReranker`], a [`Reranker`]).
 //! - The region is explicit ([`crate::region`]); the key is sent as `Authorization: Bearer` and
 //!   never appears in `Debug` or errors; `workspace` adds `X-DashScope-WorkSpace`.
 //! - The adapter never retries: the core's retry layer does, once per call, reading
@@ -44,10 +44,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use merchant_ai::embedding::{Embedder, Reranker};
 use merchant_ai::{
-    AdapterFactory, BuildContext, Capabilities, ChatModel, Error, Forecaster, Provider,
-    ProviderConfig, ProviderInfo, ProviderOptions, Recommender, Result, Searcher,
+    AdapterFactory, BuildContext, Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream,
+    Error, Forecaster, Provider, ProviderConfig, ProviderInfo, ProviderOptions, Recommender,
+    Result, Searcher,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -107,7 +109,9 @@ pub struct DashScopeConfig {
     pub parameters: toml::Table,
     /// Top-level body fields.
     pub extra_body: toml::Table,
-    /// Headers added to every request (not secret).
+    /// Headers added to every request (not secret), e.g.
+    /// `{ "X-DashScope-DataInspection" = '{"input":"cip","output":"cip"}' }` for extra
+    /// moderation.
     pub extra_headers: BTreeMap<String, String>,
     /// The embedding model (e.g. `text-embedding-v4`); none: no embeddings.
     pub embedding_model: Option<String>,
@@ -123,6 +127,10 @@ pub struct DashScopeConfig {
     pub connect_timeout_ms: u64,
     /// The bound on one streamed event, in bytes. Default 1 MiB.
     pub max_event_bytes: usize,
+    /// Answer `chat` by streaming and collecting, for models that only stream (QwQ, the
+    /// open-source Qwen3 thinking models). Without it `chat` switches to a stream anyway when
+    /// DashScope says the model needs one (one extra request).
+    pub chat_via_stream: bool,
 }
 
 impl Default for DashScopeConfig {
@@ -149,6 +157,7 @@ impl Default for DashScopeConfig {
             timeout_ms: 60_000,
             connect_timeout_ms: 10_000,
             max_event_bytes: DEFAULT_MAX_FRAME_BYTES,
+            chat_via_stream: false,
         }
     }
 }
@@ -314,6 +323,7 @@ impl DashScopeProvider {
                     parameters: cfg.chat_parameters(),
                     extra_body: table_to_json(&cfg.extra_body),
                     max_frame_bytes: cfg.max_event_bytes,
+                    chat_via_stream: cfg.chat_via_stream,
                 },
             )),
             Mode::Compatible => compatible_chat(name, &cfg, &endpoint, api_key)?,
@@ -334,19 +344,15 @@ impl DashScopeProvider {
             ))
         });
         let caps = Self::capabilities(&cfg);
-        let info = if endpoint.is_loopback() && endpoint.jurisdiction().is_none() {
-            let mut i = ProviderInfo::local(name, KIND, caps);
-            i.region = cfg.region.clone();
-            i
-        } else {
-            ProviderInfo::remote(
-                name,
-                KIND,
-                endpoint.region().map(|r| r.id().to_owned()),
-                endpoint.jurisdiction().cloned(),
-                caps,
-            )
-        };
+        // Always remote: even a loopback base_url may be a proxy to DashScope. Without a
+        // region or jurisdiction (a mock server) the jurisdiction is unknown.
+        let info = ProviderInfo::remote(
+            name,
+            KIND,
+            endpoint.region().map(|r| r.id().to_owned()),
+            endpoint.jurisdiction().cloned(),
+            caps,
+        );
         Ok(DashScopeProvider {
             info,
             chat,
@@ -397,13 +403,29 @@ fn compatible_chat(
         timeout_ms: cfg.timeout_ms,
         connect_timeout_ms: cfg.connect_timeout_ms,
         jurisdiction: endpoint.jurisdiction().map(|j| j.to_string()),
-        local: endpoint.is_loopback() && endpoint.jurisdiction().is_none(),
         max_event_bytes: cfg.max_event_bytes,
         ..Default::default()
     };
     oc.region = endpoint.region().map(|r| r.id().to_owned());
     let p = merchant_ai_openai::OpenAiProvider::new(name, oc, api_key)?;
-    Ok(p.openai_chat().clone())
+    Ok(Arc::new(CompatibleChat(p.openai_chat().clone())))
+}
+
+/// Chat in compatible mode: `merchant-ai-openai` pointed at the region's compatible-mode
+/// base, its errors re-read by DashScope code ([`error::reclassify`]).
+#[derive(Debug, Clone)]
+pub struct CompatibleChat(Arc<merchant_ai_openai::OpenAiChat>);
+
+#[async_trait]
+impl ChatModel for CompatibleChat {
+    async fn chat(&self, req: ChatRequest) -> Result<ChatResponse> {
+        self.0.chat(req).await.map_err(error::reclassify)
+    }
+
+    async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream> {
+        let s = self.0.chat_stream(req).await.map_err(error::reclassify)?;
+        Ok(Box::pin(s.map(|item| item.map_err(error::reclassify))))
+    }
 }
 
 impl Provider for DashScopeProvider {

@@ -32,14 +32,14 @@ pub struct BodyOptions<'a> {
     pub extra_body: &'a ProviderOptions,
 }
 
-fn role(r: Role) -> &'static str {
-    match r {
+fn role(r: Role) -> Option<&'static str> {
+    Some(match r {
         Role::System => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
         Role::Tool => "tool",
-        _ => "user",
-    }
+        _ => return None,
+    })
 }
 
 /// Builds the JSON body of a native chat request. Fails (naming the field, never quoting the
@@ -67,7 +67,12 @@ pub fn request_body(req: &ChatRequest, o: &BodyOptions<'_>) -> Result<Value> {
             }
         }
         let mut msg = Map::new();
-        msg.insert("role".into(), json!(role(m.role)));
+        let Some(r) = role(m.role) else {
+            return Err(Error::unsupported(format!(
+                "messages[{i}]: a role DashScope does not know"
+            )));
+        };
+        msg.insert("role".into(), json!(r));
         msg.insert("content".into(), json!(text));
         if !m.tool_calls.is_empty() {
             let calls: Vec<Value> = m
