@@ -108,6 +108,8 @@ async fn opensearch_fail_bodies_map_to_kinds() {
         (200, 5001, ErrorKind::Unauthenticated, false),
         (200, 2001, ErrorKind::NotFound, false),
         (200, 6301, ErrorKind::InvalidRequest, false),
+        (403, 4003, ErrorKind::Unauthenticated, false),
+        (404, 2001, ErrorKind::NotFound, false),
         (503, 1000, ErrorKind::Unavailable, true),
     ] {
         h.server.reset().await;

@@ -12,7 +12,8 @@
 //!   `"status":"FAIL"` maps its first error code: 1000 `Timeout`; 2001 (no such app or index)
 //!   `NotFound`; 3007 (push rate) `RateLimited`; 4003 (signature) and 5001 (no such user/key)
 //!   `Unauthenticated`; 4007 and 6xxx (query syntax) `InvalidRequest`; others `Unexpected`.
-//!   A FAIL is never retryable unless the HTTP status was 5xx.
+//!   A FAIL is never retryable unless the HTTP status was 5xx; a FAIL body sent with a 4xx
+//!   status (other than 429) takes its kind from the code too.
 //!
 //! ## The application schema it expects
 //!
@@ -418,6 +419,29 @@ pub fn check_status(body: &[u8]) -> Result<Value> {
     }
 }
 
+/// A 4xx answer whose body is an OpenSearch `FAIL` takes its kind from the error code (a
+/// signature error 4003 sent with a 403 is `Unauthenticated`, not `PermissionDenied`).
+fn refine(e: Error) -> Error {
+    let (Some(status), Some(code)) = (
+        e.status(),
+        e.vendor_code().and_then(|c| c.parse::<i64>().ok()),
+    ) else {
+        return e;
+    };
+    let kind = fail_kind(code);
+    if !(400..500).contains(&status) || status == 429 || kind == ErrorKind::Unexpected {
+        return e;
+    }
+    let mut out = Error::new(kind, e.message().to_owned())
+        .with_status(status)
+        .with_vendor_code(code.to_string())
+        .with_retryable(false);
+    if let Some(r) = e.request_id() {
+        out = out.with_request_id(r.to_owned());
+    }
+    out
+}
+
 fn number(v: &Value) -> Option<f64> {
     v.as_f64().or_else(|| v.as_str()?.trim().parse().ok())
 }
@@ -541,7 +565,7 @@ impl OpenSearchSearcher {
                 rb = rb.header(k.as_str(), v.as_str());
             }
             tracing::debug!(provider = %self.0.name, docs = chunk.len(), "opensearch push");
-            let (_, _, body) = service::exchange(KIND, rb).await?;
+            let (_, _, body) = service::exchange(KIND, rb).await.map_err(refine)?;
             check_status(&body)?;
         }
         Ok(())
@@ -601,7 +625,7 @@ impl Searcher for OpenSearchSearcher {
         tracing::debug!(provider = %self.0.name, limit = req.limit, "opensearch search");
         let (_, _, body) = service::exchange(KIND, rb)
             .await
-            .map_err(|e| self.tag(e, "search"))?;
+            .map_err(|e| self.tag(refine(e), "search"))?;
         let v = check_status(&body).map_err(|e| self.tag(e, "search"))?;
         let (hits, total, facets) =
             parse_search(&v, &req.facets).map_err(|e| self.tag(e, "search"))?;
