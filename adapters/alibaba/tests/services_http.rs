@@ -560,3 +560,62 @@ async fn airec_legacy_roa_signature() {
     let e = c.validate(&bad).unwrap_err();
     assert!(e.message().contains("providers.airec.signature"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_errors_name_the_key() {
+    use merchant_ai::{AdapterFactory, BuildContext, Config, EnvSource, ProviderConfig};
+    let os = merchant_ai_alibaba::opensearch_factory();
+    let no_app = ProviderConfig::new("os", "opensearch").with_region("cn-hangzhou");
+    let e = os.capabilities(&no_app).unwrap_err();
+    assert!(e.message().contains("providers.os.app"), "{e}");
+    let no_region = ProviderConfig::new("os", "opensearch")
+        .with_option("app", "shop")
+        .with_option("endpoint", "https://example.invalid");
+    let e = os.capabilities(&no_region).unwrap_err();
+    assert!(e.message().contains("providers.os.region"), "{e}");
+    let typo = ProviderConfig::new("os", "opensearch")
+        .with_region("cn-hangzhou")
+        .with_option("app", "shop")
+        .with_option("aplication", "x");
+    assert!(os.capabilities(&typo).is_err(), "unknown keys are rejected");
+    assert!(
+        merchant_ai_alibaba::airec_factory()
+            .capabilities(&ProviderConfig::new("a", "airec").with_region("cn-hangzhou"))
+            .unwrap_err()
+            .message()
+            .contains("providers.a.instance_id")
+    );
+    assert!(
+        merchant_ai_alibaba::pairec_factory()
+            .capabilities(&ProviderConfig::new("p", "pairec").with_region("cn-hangzhou"))
+            .unwrap_err()
+            .message()
+            .contains("providers.p.endpoint")
+    );
+    assert!(
+        merchant_ai_alibaba::eas_factory()
+            .capabilities(&ProviderConfig::new("f", "pai-eas").with_region("cn-hangzhou"))
+            .unwrap_err()
+            .message()
+            .contains("providers.f.endpoint")
+    );
+    // A named but unset variable: the error names the key and the variable, never a value.
+    let env = EnvSource::from_map([("ONLY_ID", "id")]);
+    let pc = ProviderConfig::new("os", "opensearch")
+        .with_region("cn-hangzhou")
+        .with_env(env.clone())
+        .with_option("app", "shop")
+        .with_option("access_key_id_env", "ONLY_ID")
+        .with_option("access_key_secret_env", "MISSING_SECRET");
+    let config = Config::parse_with_env(
+        "[providers.os]\nkind = \"opensearch\"\n[profiles.default.routes]\nsearch = [\"os\"]\n",
+        env,
+    )
+    .unwrap();
+    let e = os.build(BuildContext::new(&pc, &config)).await.unwrap_err();
+    assert!(
+        e.message().contains("providers.os.access_key_secret_env")
+            && e.message().contains("MISSING_SECRET"),
+        "{e}"
+    );
+}
