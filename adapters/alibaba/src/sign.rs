@@ -547,7 +547,14 @@ impl Signer {
         let now = self.clock.now();
         let nonce = self.nonces.nonce();
         // The SDKs send the time in milliseconds followed by five random digits.
-        let digits: u64 = u64::from_str_radix(&nonce[..nonce.len().min(12)], 16).unwrap_or(0);
+        let digits: u64 = nonce
+            .get(..12)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .unwrap_or_else(|| {
+                nonce
+                    .bytes()
+                    .fold(0u64, |a, b| a.wrapping_mul(131).wrapping_add(u64::from(b)))
+            });
         let os_nonce = format!("{}{:05}", now.timestamp_millis(), digits % 100_000);
         let mut h: Vec<(String, String)> = vec![
             ("content-type".into(), "application/json".into()),
@@ -1005,6 +1012,17 @@ mod tests {
             canonical_query(&pairs(&[("a", "2"), ("a", "1")])),
             "a=1&a=2"
         );
+    }
+
+    #[test]
+    fn any_nonce_source_is_safe_for_opensearch() {
+        let at = DateTime::from_timestamp_millis(1_704_164_645_000).unwrap();
+        for n in ["", "é", "ééééééé", "not-hex-at-all!"] {
+            let s = Signer::fixed(creds("a", "b"), at, n);
+            let h = s.opensearch("GET", "/p", &[], None);
+            let nonce = &h.iter().find(|(k, _)| k == "x-opensearch-nonce").unwrap().1;
+            assert_eq!(nonce.len(), 18, "{n:?}");
+        }
     }
 
     #[test]

@@ -240,7 +240,7 @@ pub fn build_query(req: &SearchRequest, cfg: &OpenSearchConfig) -> Result<String
             req.limit
         )));
     }
-    if req.offset + req.limit > MAX_DEPTH {
+    if req.offset.saturating_add(req.limit) > MAX_DEPTH {
         return Err(Error::invalid_request(format!(
             "offset: OpenSearch pages reach at most result {MAX_DEPTH}, got offset {} + limit {}",
             req.offset, req.limit
@@ -776,6 +776,8 @@ mod tests {
             &cfg(),
         )
         .unwrap_err();
+        assert!(e.message().starts_with("offset"), "{e}");
+        let e = build_query(&SearchRequest::new("x").with_offset(usize::MAX), &cfg()).unwrap_err();
         assert!(e.message().starts_with("offset"), "{e}");
         let e = build_query(
             &SearchRequest::new("x").with_filters(Filters::new().with_brand("a&&b")),
