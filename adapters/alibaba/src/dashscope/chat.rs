@@ -183,10 +183,9 @@ impl ChatModel for DashScopeChat {
         if ctype.starts_with("application/json") {
             // A streamed request answered with one JSON body (an error, or a server that
             // does not stream): read it whole.
-            let bytes = resp
-                .bytes()
+            let bytes = super::client::read_body(resp, self.0.client.timeout)
                 .await
-                .map_err(|e| self.tag(merchant_ai_openai::transport_error(e), op))?;
+                .map_err(|e| self.tag(e, op))?;
             let c = wire::parse_completion(&bytes).map_err(|e| self.tag(e, op))?;
             let mut meta = self
                 .meta(&model, c.request_id.or(hrid))
@@ -217,6 +216,7 @@ impl ChatModel for DashScopeChat {
             .map(|r| r.map_err(merchant_ai_openai::transport_error));
         Ok(Box::pin(decode_stream(
             Box::pin(bytes),
+            self.0.client.timeout,
             self.0.s.max_frame_bytes,
             meta,
             started,
@@ -286,6 +286,7 @@ impl<F: Fn(Error) -> Error> State<F> {
 /// breaks off is `Unavailable`.
 fn decode_stream<F>(
     bytes: ByteStream,
+    idle: std::time::Duration,
     max_frame_bytes: usize,
     meta: ResponseMeta,
     started: Instant,
@@ -304,37 +305,55 @@ where
         started,
         tag,
     };
-    futures::stream::unfold(st, |mut st| async move {
-        loop {
-            if let Some(item) = st.queue.pop_front() {
-                if item.is_err() {
-                    st.queue.clear();
-                    st.ended = true;
+    let next_event_by = tokio::time::Instant::now() + idle;
+    futures::stream::unfold(
+        (st, next_event_by),
+        move |(mut st, mut next_event_by)| async move {
+            loop {
+                if let Some(item) = st.queue.pop_front() {
+                    if item.is_err() {
+                        st.queue.clear();
+                        st.ended = true;
+                    }
+                    return Some((item, (st, next_event_by)));
                 }
-                return Some((item, st));
-            }
-            if st.ended {
-                return None;
-            }
-            match st.bytes.next().await {
-                Some(Ok(b)) => st.feed(&b),
-                Some(Err(e)) => {
-                    st.ended = true;
-                    // A body that breaks off is a cut stream.
-                    let e = if e.kind() == ErrorKind::Decode {
-                        Error::new(ErrorKind::Unavailable, e.message().to_owned())
-                    } else {
-                        e
-                    };
-                    st.fail(e);
+                if st.ended {
+                    return None;
                 }
-                None => {
+                let Ok(next) = tokio::time::timeout_at(next_event_by, st.bytes.next()).await else {
+                    // Bytes may still be trickling in, but no whole event came in time.
                     st.ended = true;
-                    st.close();
+                    st.fail(Error::new(
+                        ErrorKind::Timeout,
+                        "no stream event arrived within timeout_ms",
+                    ));
+                    continue;
+                };
+                match next {
+                    Some(Ok(b)) => {
+                        st.feed(&b);
+                        if !st.queue.is_empty() {
+                            next_event_by = tokio::time::Instant::now() + idle;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        st.ended = true;
+                        // A body that breaks off is a cut stream.
+                        let e = if e.kind() == ErrorKind::Decode {
+                            Error::new(ErrorKind::Unavailable, e.message().to_owned())
+                        } else {
+                            e
+                        };
+                        st.fail(e);
+                    }
+                    None => {
+                        st.ended = true;
+                        st.close();
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Decodes a whole recorded DashScope stream, fed in the given chunks, into the events

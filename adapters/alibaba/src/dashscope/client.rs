@@ -64,6 +64,22 @@ pub struct Client {
     pub(crate) http: reqwest::Client,
     pub(crate) headers: HeaderMap,
     pub(crate) endpoint: Endpoint,
+    /// `timeout_ms`: the longest wait for headers, a whole body, or the next stream event.
+    pub(crate) timeout: std::time::Duration,
+}
+
+/// Reads a whole response body within `limit`: a body that trickles in is a timeout.
+pub async fn read_body(
+    resp: reqwest::Response,
+    limit: std::time::Duration,
+) -> Result<bytes::Bytes> {
+    match tokio::time::timeout(limit, resp.bytes()).await {
+        Ok(r) => r.map_err(merchant_ai_openai::transport_error),
+        Err(_) => Err(Error::new(
+            merchant_ai::ErrorKind::Timeout,
+            "the response body did not arrive within timeout_ms",
+        )),
+    }
 }
 
 impl fmt::Debug for Client {
@@ -110,6 +126,7 @@ impl Client {
             http,
             headers,
             endpoint: o.endpoint,
+            timeout: o.read_timeout,
         })
     }
 
@@ -143,7 +160,7 @@ impl Client {
             return Ok(resp);
         }
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = read_body(resp, self.timeout).await.unwrap_or_default();
         let e = parse_error(status, &headers, &body);
         tracing::debug!(provider = %self.name, status, kind = %e.kind(), code = ?e.vendor_code(), "dashscope error");
         Err(e)
@@ -153,10 +170,7 @@ impl Client {
     pub async fn post_json(&self, url: &str, body: &Value) -> Result<(bytes::Bytes, HeaderMap)> {
         let resp = self.post(url, body, false).await?;
         let headers = resp.headers().clone();
-        let b = resp
-            .bytes()
-            .await
-            .map_err(merchant_ai_openai::transport_error)?;
+        let b = read_body(resp, self.timeout).await?;
         Ok((b, headers))
     }
 }

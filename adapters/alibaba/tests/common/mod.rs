@@ -7,17 +7,13 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use async_trait::async_trait;
 use merchant_ai::Capability;
+use merchant_ai::contract::proxy::FaultProxy;
 use merchant_ai::contract::{Fault, FaultHarness, RetryAfterForm};
 use merchant_ai_alibaba::dashscope::{DashScopeConfig, DashScopeProvider};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockBuilder, MockServer, Request, Respond, ResponseTemplate};
 
@@ -36,67 +32,6 @@ pub fn fixture(name: &str) -> Vec<u8> {
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
-}
-
-/// A proxy in front of the mock: forwards bytes, or drops the connection (counting it) when
-/// `reset` is on.
-pub struct Proxy {
-    pub addr: std::net::SocketAddr,
-    pub reset: Arc<AtomicBool>,
-    pub resets: Arc<AtomicUsize>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let reset = Arc::new(AtomicBool::new(false));
-        let resets = Arc::new(AtomicUsize::new(0));
-        let (r, n) = (reset.clone(), resets.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(forward(client, upstream, r.clone(), n.clone()));
-            }
-        });
-        Proxy {
-            addr,
-            reset,
-            resets,
-        }
-    }
-}
-
-async fn forward(
-    client: TcpStream,
-    upstream: std::net::SocketAddr,
-    reset: Arc<AtomicBool>,
-    resets: Arc<AtomicUsize>,
-) {
-    let Ok(up) = TcpStream::connect(upstream).await else {
-        return;
-    };
-    let (mut cr, mut cw) = client.into_split();
-    let (mut ur, mut uw) = up.into_split();
-    let back = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut ur, &mut cw).await;
-        let _ = cw.shutdown().await;
-    });
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match cr.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if reset.load(Ordering::SeqCst) {
-            resets.fetch_add(1, Ordering::SeqCst);
-            back.abort();
-            return;
-        }
-        if uw.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    back.abort();
 }
 
 /// One DashScope frame.
@@ -359,19 +294,19 @@ pub async fn mount_fault(server: &MockServer, p: &str, fault: Fault) {
 /// The fault harness over the mock and the proxy.
 pub struct Harness {
     pub server: MockServer,
-    pub proxy: Proxy,
+    pub proxy: FaultProxy,
 }
 
 impl Harness {
     pub async fn start() -> Harness {
         let server = MockServer::start().await;
         mount_normal(&server).await;
-        let proxy = Proxy::start(*server.address()).await;
+        let proxy = FaultProxy::start(*server.address()).await.unwrap();
         Harness { server, proxy }
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.proxy.addr)
+        self.proxy.url()
     }
 
     pub fn config(&self) -> DashScopeConfig {
@@ -401,8 +336,7 @@ impl Harness {
 
     async fn reset(&self) {
         self.server.reset().await;
-        self.proxy.reset.store(false, Ordering::SeqCst);
-        self.proxy.resets.store(0, Ordering::SeqCst);
+        self.proxy.clear();
     }
 }
 
@@ -418,8 +352,9 @@ impl FaultHarness for Harness {
             _ => return false,
         };
         self.reset().await;
-        if fault == Fault::ConnectionReset {
-            self.proxy.reset.store(true, Ordering::SeqCst);
+        if self.proxy.inject(fault) {
+            // A transport fault: the mock answers normally behind the proxy.
+            mount_normal(&self.server).await;
         } else {
             mount_fault(&self.server, p, fault).await;
         }
@@ -432,8 +367,7 @@ impl FaultHarness for Harness {
     }
 
     async fn attempts(&self) -> usize {
-        self.server.received_requests().await.map_or(0, |r| r.len())
-            + self.proxy.resets.load(Ordering::SeqCst)
+        self.server.received_requests().await.map_or(0, |r| r.len()) + self.proxy.resets()
     }
 
     async fn before_scenario(&self, _name: &str) {

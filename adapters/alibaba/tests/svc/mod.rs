@@ -9,17 +9,17 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use merchant_ai::contract::proxy::FaultProxy;
 use merchant_ai::contract::{Fault, FaultHarness, RetryAfterForm};
 use merchant_ai::{Capability, ProviderConfig};
 use merchant_ai_alibaba::sign::{self, Credentials, SignInput};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncReadExt;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -48,67 +48,6 @@ impl Svc {
             Svc::Eas => Capability::Forecast,
         }
     }
-}
-
-/// A proxy in front of the mock: forwards bytes, or drops the connection (counting it) when
-/// `reset` is on.
-pub struct Proxy {
-    pub addr: std::net::SocketAddr,
-    pub reset: Arc<AtomicBool>,
-    pub resets: Arc<AtomicUsize>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let reset = Arc::new(AtomicBool::new(false));
-        let resets = Arc::new(AtomicUsize::new(0));
-        let (r, n) = (reset.clone(), resets.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(pipe(client, upstream, r.clone(), n.clone()));
-            }
-        });
-        Proxy {
-            addr,
-            reset,
-            resets,
-        }
-    }
-}
-
-async fn pipe(
-    client: TcpStream,
-    upstream: std::net::SocketAddr,
-    reset: Arc<AtomicBool>,
-    resets: Arc<AtomicUsize>,
-) {
-    let Ok(up) = TcpStream::connect(upstream).await else {
-        return;
-    };
-    let (mut cr, mut cw) = client.into_split();
-    let (mut ur, mut uw) = up.into_split();
-    let back = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut ur, &mut cw).await;
-        let _ = cw.shutdown().await;
-    });
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match cr.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if reset.load(Ordering::SeqCst) {
-            resets.fetch_add(1, Ordering::SeqCst);
-            back.abort();
-            return;
-        }
-        if uw.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    back.abort();
 }
 
 fn headers_of(r: &Request) -> Vec<(String, String)> {
@@ -660,7 +599,7 @@ impl OpenSearchFake {
 pub struct Harness {
     pub svc: Svc,
     pub server: MockServer,
-    pub proxy: Proxy,
+    pub proxy: FaultProxy,
     pub os: OpenSearchFake,
     pub airec: AirecFake,
     pub pairec: PaiRecFake,
@@ -670,7 +609,7 @@ pub struct Harness {
 impl Harness {
     pub async fn start(svc: Svc) -> Harness {
         let server = MockServer::start().await;
-        let proxy = Proxy::start(*server.address()).await;
+        let proxy = FaultProxy::start(*server.address()).await.unwrap();
         let h = Harness {
             svc,
             server,
@@ -685,7 +624,7 @@ impl Harness {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.proxy.addr)
+        self.proxy.url()
     }
 
     pub fn seen(&self) -> &Seen {
@@ -711,8 +650,7 @@ impl Harness {
 
     async fn reset(&self) {
         self.server.reset().await;
-        self.proxy.reset.store(false, Ordering::SeqCst);
-        self.proxy.resets.store(0, Ordering::SeqCst);
+        self.proxy.clear();
     }
 
     /// A provider section pointing at the fake.
@@ -791,8 +729,9 @@ impl FaultHarness for Harness {
             return false;
         }
         self.reset().await;
-        if fault == Fault::ConnectionReset {
-            self.proxy.reset.store(true, Ordering::SeqCst);
+        if self.proxy.inject(fault) {
+            // A transport fault: the mock answers normally behind the proxy.
+            self.mount_normal().await;
         } else {
             mount_fault(&self.server, self.svc, fault).await;
         }
@@ -805,8 +744,7 @@ impl FaultHarness for Harness {
     }
 
     async fn attempts(&self) -> usize {
-        self.server.received_requests().await.map_or(0, |r| r.len())
-            + self.proxy.resets.load(Ordering::SeqCst)
+        self.server.received_requests().await.map_or(0, |r| r.len()) + self.proxy.resets()
     }
 
     async fn before_scenario(&self, _name: &str) {
