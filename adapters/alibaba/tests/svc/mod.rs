@@ -19,7 +19,6 @@ use merchant_ai::{Capability, ProviderConfig};
 use merchant_ai_alibaba::sign::{self, Credentials, SignInput};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
