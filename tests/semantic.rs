@@ -554,3 +554,120 @@ fn debug_output_holds_no_text() {
     let _ = p;
     assert!(!d.contains("secret"));
 }
+
+/// Builds semantic providers over the hash embedder (`kind = "hash"`).
+struct HashFactory;
+
+#[async_trait]
+impl merchant_ai::AdapterFactory for HashFactory {
+    fn kind(&self) -> &str {
+        "hash"
+    }
+    fn capabilities(&self, _: &merchant_ai::ProviderConfig) -> Result<Capabilities> {
+        Ok(Capabilities::none().with_search().with_recommend())
+    }
+    async fn build(&self, ctx: merchant_ai::BuildContext<'_>) -> Result<Arc<dyn Provider>> {
+        let cfg: SemanticConfig = ctx.provider.options_as()?;
+        let stack = cfg.build(ctx.provider.name(), Arc::new(HashEmbedder::new(256)?), None)?;
+        Ok(Arc::new(SemanticProvider {
+            info: ProviderInfo::local(
+                ctx.provider.name(),
+                "hash",
+                Capabilities::none().with_search().with_recommend(),
+            ),
+            stack,
+        }))
+    }
+}
+
+const HYBRID: &str = r#"
+default_profile = "shop"
+[providers.rules]
+kind = "rules"
+[providers.sem]
+kind = "hash"
+[providers.sem.search]
+min_score = 0.05
+[profiles.shop.routes]
+recommend = ["sem", "rules"]
+[profiles.shop.hybrid.search]
+semantic = "sem"
+keyword = ["rules"]
+k = 30.0
+"#;
+
+fn registry() -> merchant_ai::Registry {
+    merchant_ai::Registry::new()
+        .with(merchant_ai_rules::factory())
+        .with(HashFactory)
+}
+
+#[tokio::test]
+async fn hybrid_search_route_from_config() {
+    let config = merchant_ai::Config::parse(HYBRID).unwrap();
+    let h = config.profile(None).unwrap().hybrid_search().unwrap();
+    assert_eq!(
+        (h.semantic.clone(), h.keyword.clone()),
+        (vec!["sem".to_owned()], vec!["rules".to_owned()])
+    );
+    assert_eq!(h.config.k, 30.0);
+    let client = registry().build(&config, None).await.unwrap();
+    let table = client.routes().to_string();
+    assert!(
+        table.contains(
+            "hybrid: semantic [sem (hash, in-process)] + keyword [rules (rules, in-process)]"
+        ),
+        "{table}"
+    );
+    let s = client.searcher().unwrap();
+    let rep = s.upsert(fixtures::catalog()).await.unwrap();
+    assert_eq!(rep.applied, 12, "{rep:?}");
+    let r = s.search(SearchRequest::new("teapot")).await.unwrap();
+    assert_eq!(r.mode, SearchMode::Hybrid);
+    assert_eq!(r.meta.provider, "hybrid");
+    assert_eq!(r.hits[0].product_id.as_str(), "ct-005");
+    // Misspelt: the keyword side's typo tolerance and the semantic side's trigrams both help.
+    let r = s.search(SearchRequest::new("teapots")).await.unwrap();
+    assert_eq!(r.hits[0].product_id.as_str(), "ct-005");
+}
+
+#[test]
+fn hybrid_config_errors_name_the_key() {
+    let bad = |from: &str, to: &str| {
+        let text = HYBRID.replace(from, to);
+        match merchant_ai::Config::parse(&text) {
+            Err(e) => e.message().to_owned(),
+            Ok(c) => match registry().validate(&c, None) {
+                Err(e) => e.message().to_owned(),
+                Ok(_) => panic!("accepted: {text}"),
+            },
+        }
+    };
+    let e = bad("k = 30.0", "kk = 30.0");
+    assert!(
+        e.contains("profiles.shop.hybrid.search") && e.contains("kk"),
+        "{e}"
+    );
+    let e = bad("k = 30.0", "k = -1.0");
+    assert!(e.contains("profiles.shop.hybrid.search.k must be"), "{e}");
+    let e = bad("semantic = \"sem\"", "semantic = \"nope\"");
+    assert!(
+        e.contains("profiles.shop.hybrid.search.semantic[0]: provider \"nope\" is not defined"),
+        "{e}"
+    );
+    let e = bad("semantic = \"sem\"", "");
+    assert!(
+        e.contains("profiles.shop.hybrid.search.semantic: missing"),
+        "{e}"
+    );
+    let e = bad(
+        "[profiles.shop.hybrid.search]",
+        "[profiles.shop.hybrid.chat]",
+    );
+    assert!(e.contains("profiles.shop.hybrid.chat: unknown key"), "{e}");
+    let e = bad("recommend = [\"sem\", \"rules\"]", "search = [\"rules\"]");
+    assert!(
+        e.contains("profiles.shop.routes.search: the search route is profiles.shop.hybrid.search"),
+        "{e}"
+    );
+}

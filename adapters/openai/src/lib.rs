@@ -14,7 +14,16 @@
 //! - **errors**: one mapping ([`parse_error`]) from status, headers and body to an
 //!   `ErrorKind`; the adapter never retries (the core's retry layer
 //!   does, once).
-//! - search, recommend and forecast are not offered (yet).
+//! - **search and recommend** (when `embedding_model` is set): `/embeddings` ([`embed`]:
+//!   batching, `dimensions`, `float` or `base64` vectors) feeds the core's
+//!   [`semantic`](merchant_ai::semantic) searcher and recommender: filters, facets, sorts and
+//!   paging like every provider, an optional `/rerank` of the top matches (`rerank_model`; the
+//!   shape vLLM, llama.cpp, Jina, Cohere and TEI accept), recommendations from item vectors
+//!   and a recency-weighted subject profile with the merchant's business rules. The
+//!   `[catalog]` files are embedded when the provider is built. Recommend reads stored
+//!   vectors and makes no call of its own. For keyword plus semantic, route search through a
+//!   hybrid: `[profiles.NAME.hybrid.search] semantic = "local", keyword = "rules"`.
+//! - forecast is not offered.
 //!
 //! ```toml
 //! [providers.local]
@@ -22,6 +31,22 @@
 //! base_url = "http://127.0.0.1:8080/v1"
 //! chat_model = "qwen2.5-7b-instruct"
 //! local = true                  # a loopback server you run: data stays on this machine
+//! embedding_model = "bge-m3"    # optional: search and recommend over embeddings
+//! embedding_batch = 64          # inputs per /embeddings request
+//! embedding_encoding = "float"  # or "base64"
+//! # embedding_dimensions = 512  # for models that shorten vectors (text-embedding-3-*)
+//! # query_prefix = "query: "    # instruction-prefixed models (E5)
+//! # document_prefix = "passage: "
+//! rerank_model = "bge-reranker-v2-m3"   # optional: POST {base_url}/rerank
+//! # rerank_url = "https://api.cohere.com/v2/rerank"
+//!
+//! [providers.local.semantic.search]
+//! min_score = 0.2               # cosine a match must exceed
+//! rerank_window = 50
+//! [providers.local.semantic.recommend]
+//! half_life_days = 7.0
+//! [providers.local.semantic.recommend.rules]
+//! max_per_category = 3
 //!
 //! [providers.openai]
 //! kind = "openai"
@@ -32,6 +57,7 @@
 
 #![warn(missing_docs)]
 
+pub mod embed;
 mod error;
 pub mod sse;
 pub mod wire;
@@ -52,7 +78,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+pub use embed::{EncodingFormat, OpenAiEmbedder, OpenAiReranker};
 pub use error::{parse_error, retry_after, transport_error};
+use merchant_ai::semantic::{SemanticConfig, SemanticStack};
 pub use sse::{DEFAULT_MAX_EVENT_BYTES, SseDecoder, SseEvent};
 pub use wire::ChunkDecoder;
 
@@ -67,6 +95,9 @@ pub struct AzureConfig {
     pub api_version: String,
     /// The deployment name used for chat.
     pub deployment: String,
+    /// The deployment name used for embeddings (`/openai/deployments/NAME/embeddings`).
+    #[serde(default)]
+    pub embedding_deployment: Option<String>,
 }
 
 /// Options of a `[providers.NAME]` section of kind `openai`.
@@ -114,6 +145,25 @@ pub struct OpenAiConfig {
     pub images: bool,
     /// The Azure variant.
     pub azure: Option<AzureConfig>,
+    /// The embeddings model (`/embeddings`). Setting it offers search and recommend.
+    pub embedding_model: Option<String>,
+    /// The `dimensions` sent with embedding requests (models that can shorten vectors).
+    pub embedding_dimensions: Option<usize>,
+    /// Inputs per embeddings request (default 64, at most 2048).
+    pub embedding_batch: usize,
+    /// `float` (default) or `base64` vectors on the wire.
+    pub embedding_encoding: EncodingFormat,
+    /// Prepended to queries before embedding (e.g. `"query: "` for E5 models).
+    pub query_prefix: String,
+    /// Prepended to product texts before embedding (e.g. `"passage: "` for E5 models).
+    pub document_prefix: String,
+    /// The rerank model (`/rerank`); when set, search reranks its top matches.
+    pub rerank_model: Option<String>,
+    /// The rerank URL, when not `{base_url}/rerank` (e.g. Cohere's `https://api.cohere.com/v2/rerank`).
+    pub rerank_url: Option<String>,
+    /// Semantic search and recommendation tuning (`[providers.NAME.semantic]`, see
+    /// [`merchant_ai::semantic`]).
+    pub semantic: SemanticConfig,
 }
 
 impl Default for OpenAiConfig {
@@ -135,11 +185,32 @@ impl Default for OpenAiConfig {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             images: true,
             azure: None,
+            embedding_model: None,
+            embedding_dimensions: None,
+            embedding_batch: 64,
+            embedding_encoding: EncodingFormat::Float,
+            query_prefix: String::new(),
+            document_prefix: String::new(),
+            rerank_model: None,
+            rerank_url: None,
+            semantic: SemanticConfig::default(),
         }
     }
 }
 
 impl OpenAiConfig {
+    /// Whether chat is configured (a chat model or an Azure deployment).
+    pub fn has_chat(&self) -> bool {
+        self.azure.is_some() || self.chat_model.as_deref().is_some_and(|m| !m.is_empty())
+    }
+
+    /// Whether embeddings are configured (search and recommend are offered).
+    pub fn has_embeddings(&self) -> bool {
+        self.embedding_model
+            .as_deref()
+            .is_some_and(|m| !m.is_empty())
+    }
+
     /// Checks the options; the error names the key.
     pub fn validate(&self, cfg: &ProviderConfig) -> Result<()> {
         let url = self.base_url.trim();
@@ -157,12 +228,60 @@ impl OpenAiConfig {
                 cfg.key_path("local")
             )));
         }
-        if self.azure.is_none() && self.chat_model.as_deref().is_none_or(str::is_empty) {
+        if !self.has_chat() && !self.has_embeddings() {
             return Err(Error::config(format!(
-                "{}: a chat model is required (or an [azure] deployment)",
+                "{}: a chat model is required (or an [azure] deployment, or an embedding_model \
+                 for search and recommend)",
                 cfg.key_path("chat_model")
             )));
         }
+        if self
+            .embedding_model
+            .as_deref()
+            .is_some_and(|m| m.trim().is_empty())
+        {
+            return Err(Error::config(format!(
+                "{}: must not be empty",
+                cfg.key_path("embedding_model")
+            )));
+        }
+        if self.embedding_batch == 0 || self.embedding_batch > 2048 {
+            return Err(Error::config(format!(
+                "{}: must be between 1 and 2048, got {}",
+                cfg.key_path("embedding_batch"),
+                self.embedding_batch
+            )));
+        }
+        if self.embedding_dimensions == Some(0) {
+            return Err(Error::config(format!(
+                "{}: must be at least 1",
+                cfg.key_path("embedding_dimensions")
+            )));
+        }
+        if self.rerank_model.is_some() && !self.has_embeddings() {
+            return Err(Error::config(format!(
+                "{}: reranking needs an embedding_model (it reorders semantic search results)",
+                cfg.key_path("rerank_model")
+            )));
+        }
+        if let Some(u) = &self.rerank_url {
+            let u = u.trim();
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(Error::config(format!(
+                    "{}: must start with http:// or https://",
+                    cfg.key_path("rerank_url")
+                )));
+            }
+            if self.local && !is_loopback(u) {
+                return Err(Error::config(format!(
+                    "{}: local = true, but {u:?} is not on this machine",
+                    cfg.key_path("rerank_url")
+                )));
+            }
+        }
+        self.semantic
+            .validate()
+            .map_err(|e| Error::config(format!("providers.{}.{}", cfg.name(), e.message())))?;
         if self.timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return Err(Error::config(format!(
                 "{}: timeouts must be at least 1 ms",
@@ -258,12 +377,21 @@ pub struct OpenAiChat(Arc<Inner>);
 pub struct OpenAiProvider {
     info: ProviderInfo,
     chat: Arc<OpenAiChat>,
+    semantic: Option<SemanticStack>,
+    reranker: Option<Arc<dyn merchant_ai::embedding::Reranker>>,
 }
 
 impl OpenAiProvider {
     /// What the provider offers under `cfg`.
     pub fn capabilities(cfg: &OpenAiConfig) -> Capabilities {
-        Capabilities::none().with_chat(true, true, true, cfg.images)
+        let mut c = Capabilities::none();
+        if cfg.has_chat() {
+            c = c.with_chat(true, true, true, cfg.images);
+        }
+        if cfg.has_embeddings() {
+            c = c.with_search().with_recommend();
+        }
+        c
     }
 
     /// A provider named `name`; `api_key` is sent as `Authorization: Bearer` (Azure:
@@ -324,6 +452,48 @@ impl OpenAiProvider {
         } else {
             ProviderInfo::remote(name, KIND, cfg.region.clone(), jurisdiction, caps)
         };
+        let mut reranker_handle = None;
+        let semantic = match &cfg.embedding_model {
+            Some(m) if !m.is_empty() => {
+                let embed_url = match &cfg.azure {
+                    Some(a) => format!(
+                        "{base}/openai/deployments/{}/embeddings?api-version={}",
+                        a.embedding_deployment.as_deref().unwrap_or(m),
+                        a.api_version
+                    ),
+                    None => format!("{base}/embeddings"),
+                };
+                let ep = |url: String| embed::Endpoint {
+                    provider: name.to_owned(),
+                    http: http.clone(),
+                    url,
+                    headers: headers.clone(),
+                };
+                let embedder = Arc::new(OpenAiEmbedder::new(
+                    ep(embed_url),
+                    embed::EmbeddingOptions {
+                        model: m.clone(),
+                        dimensions: cfg.embedding_dimensions,
+                        batch: cfg.embedding_batch,
+                        encoding: cfg.embedding_encoding,
+                        query_prefix: cfg.query_prefix.clone(),
+                        document_prefix: cfg.document_prefix.clone(),
+                    },
+                ));
+                let reranker = cfg.rerank_model.as_ref().map(|rm| {
+                    let url = cfg
+                        .rerank_url
+                        .as_deref()
+                        .map(|u| u.trim().to_owned())
+                        .unwrap_or_else(|| format!("{base}/rerank"));
+                    Arc::new(OpenAiReranker::new(ep(url), rm.clone()))
+                        as Arc<dyn merchant_ai::embedding::Reranker>
+                });
+                reranker_handle = reranker.clone();
+                Some(cfg.semantic.build(name, embedder, reranker)?)
+            }
+            _ => None,
+        };
         let model = match &cfg.azure {
             Some(a) => Some(
                 cfg.chat_model
@@ -343,7 +513,19 @@ impl OpenAiProvider {
                 cfg,
                 extra_body,
             }))),
+            semantic,
+            reranker: reranker_handle,
         })
+    }
+
+    /// The `/rerank` client, when a rerank model is configured.
+    pub fn reranker(&self) -> Option<Arc<dyn merchant_ai::embedding::Reranker>> {
+        self.reranker.clone()
+    }
+
+    /// The semantic searcher and recommender, when an embedding model is configured.
+    pub fn semantic(&self) -> Option<&SemanticStack> {
+        self.semantic.as_ref()
     }
 
     /// The concrete chat model.
@@ -357,13 +539,20 @@ impl Provider for OpenAiProvider {
         &self.info
     }
     fn searcher(&self) -> Option<Arc<dyn Searcher>> {
-        None
+        self.semantic
+            .as_ref()
+            .map(|s| s.searcher.clone() as Arc<dyn Searcher>)
     }
     fn recommender(&self) -> Option<Arc<dyn Recommender>> {
-        None
+        self.semantic
+            .as_ref()
+            .map(|s| s.recommender.clone() as Arc<dyn Recommender>)
     }
     fn chat_model(&self) -> Option<Arc<dyn ChatModel>> {
-        Some(self.chat.clone())
+        self.info
+            .capabilities
+            .chat
+            .then(|| self.chat.clone() as Arc<dyn ChatModel>)
     }
     fn forecaster(&self) -> Option<Arc<dyn Forecaster>> {
         None
@@ -470,7 +659,7 @@ impl OpenAiChat {
     }
 }
 
-fn request_id(h: &HeaderMap) -> Option<String> {
+pub(crate) fn request_id(h: &HeaderMap) -> Option<String> {
     ["x-request-id", "request-id", "x-dashscope-request-id"]
         .iter()
         .find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()).map(str::to_owned))
@@ -793,8 +982,38 @@ impl AdapterFactory for OpenAiFactory {
         c.validate(ctx.provider)?;
         c.region = ctx.provider.region().map(str::to_owned);
         let key = ctx.provider.api_key()?;
-        Ok(Arc::new(OpenAiProvider::new(ctx.provider.name(), c, key)?))
+        let p = OpenAiProvider::new(ctx.provider.name(), c, key)?;
+        if let Some(stack) = p.semantic() {
+            // Like every provider holding the catalog, load the `[catalog]` files at start.
+            let cat = ctx.config.catalog();
+            if let Some(path) = &cat.products {
+                let products = read_jsonl::<merchant_ai::Product>("catalog.products", path)?;
+                stack.searcher.upsert(products).await?;
+            }
+            if let Some(path) = &cat.events {
+                let events = read_jsonl::<merchant_ai::Event>("catalog.events", path)?;
+                stack.recommender.record(events).await?;
+            }
+        }
+        Ok(Arc::new(p))
     }
+}
+
+/// Reads a JSON lines file; errors name the config key, the file and the line.
+fn read_jsonl<T: serde::de::DeserializeOwned>(key: &str, path: &std::path::Path) -> Result<Vec<T>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(format!("{key}: cannot read {}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v = serde_json::from_str(line).map_err(|e| {
+            Error::config(format!("{key}: {} line {}: {}", path.display(), i + 1, e))
+        })?;
+        out.push(v);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

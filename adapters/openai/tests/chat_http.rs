@@ -248,6 +248,7 @@ async fn azure_deployment_path_api_version_and_api_key_header() {
         azure: Some(AzureConfig {
             api_version: "2024-10-21".into(),
             deployment: "shop-gpt".into(),
+            embedding_deployment: None,
         }),
         ..Default::default()
     };

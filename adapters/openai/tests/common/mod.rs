@@ -11,7 +11,7 @@ use merchant_ai_openai::{OpenAiConfig, OpenAiProvider};
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub const KEY: &str = "sk-test-SECRET-4242-do-not-log";
 pub const REPLY: &str = "Returns are accepted within 30 days.";
@@ -50,7 +50,108 @@ pub fn reply_stream() -> String {
     ])
 }
 
+/// Answers `/v1/embeddings` like a real server, with deterministic vectors computed from each
+/// input text (the core's hash embedder), in `float` or `base64` as asked, honouring
+/// `dimensions`.
+pub struct EmbedResponder;
+
+pub const EMBED_DIM: usize = 256;
+
+impl Respond for EmbedResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
+            return ResponseTemplate::new(400).set_body_json(
+                json!({"error": {"message": "bad JSON", "type": "invalid_request_error"}}),
+            );
+        };
+        let inputs: Vec<String> = match &v["input"] {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().unwrap_or_default().to_owned())
+                .collect(),
+            _ => {
+                return ResponseTemplate::new(400).set_body_json(
+                    json!({"error": {"message": "'input' is required", "type": "invalid_request_error"}}),
+                );
+            }
+        };
+        let dim = v["dimensions"].as_u64().map_or(EMBED_DIM, |d| d as usize);
+        let e = merchant_ai::semantic::HashEmbedder::new(dim).unwrap();
+        let b64 = v["encoding_format"].as_str() == Some("base64");
+        let data: Vec<serde_json::Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let vec = e.vector(t);
+                let emb = if b64 {
+                    use base64::Engine;
+                    let bytes: Vec<u8> = vec.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+                } else {
+                    json!(vec)
+                };
+                json!({"object": "embedding", "index": i, "embedding": emb})
+            })
+            .collect();
+        let tokens: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
+        ResponseTemplate::new(200)
+            .insert_header("x-request-id", "req-embed")
+            .set_body_json(json!({
+                "object": "list", "data": data, "model": v["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
+            }))
+    }
+}
+
+/// Answers `/v1/rerank` (Jina/Cohere/vLLM shape) scoring each document by the cosine of its
+/// hash vector with the query's.
+pub struct RerankResponder;
+
+impl Respond for RerankResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
+            return ResponseTemplate::new(400);
+        };
+        let e = merchant_ai::semantic::HashEmbedder::new(EMBED_DIM).unwrap();
+        let q = e.vector(v["query"].as_str().unwrap_or_default());
+        let norm = |x: &[f32]| x.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-9);
+        let docs = v["documents"].as_array().cloned().unwrap_or_default();
+        let mut results: Vec<(usize, f32)> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let dv = e.vector(d.as_str().unwrap_or_default());
+                let dot: f32 = q.iter().zip(&dv).map(|(a, b)| a * b).sum();
+                (i, dot / norm(&q) / norm(&dv))
+            })
+            .collect();
+        results.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top = v["top_n"].as_u64().map_or(results.len(), |n| n as usize);
+        results.truncate(top);
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "rerank-1", "model": v["model"],
+            "results": results.iter().map(|(i, s)| json!({"index": i, "relevance_score": s})).collect::<Vec<_>>(),
+            "usage": {"total_tokens": 42}
+        }))
+    }
+}
+
+pub async fn mount_semantic(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/v1/embeddings"))
+        .respond_with(EmbedResponder)
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/rerank"))
+        .respond_with(RerankResponder)
+        .mount(server)
+        .await;
+}
+
 pub async fn mount_normal(server: &MockServer) {
+    mount_semantic(server).await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .and(body_string_contains("\"stream\":true"))
@@ -104,8 +205,8 @@ fn http_date(secs: u64) -> String {
         .to_string()
 }
 
-async fn mount_fault(server: &MockServer, fault: Fault) {
-    let any = || Mock::given(method("POST")).and(path("/v1/chat/completions"));
+async fn mount_fault(server: &MockServer, fault: Fault, at: &'static str) {
+    let any = || Mock::given(method("POST")).and(path(at));
     let err = |status: u16, body: serde_json::Value| {
         ResponseTemplate::new(status)
             .insert_header("x-request-id", "req-fault")
@@ -213,6 +314,24 @@ impl Harness {
         }
     }
 
+    /// Chat plus embeddings (search and recommend), optionally with a reranker.
+    pub fn semantic_config(&self, rerank: bool) -> OpenAiConfig {
+        OpenAiConfig {
+            embedding_model: Some("test-embed".into()),
+            rerank_model: rerank.then(|| "test-rerank".into()),
+            ..self.config()
+        }
+    }
+
+    pub fn semantic_provider(&self, name: &str, rerank: bool) -> OpenAiProvider {
+        OpenAiProvider::new(
+            name,
+            self.semantic_config(rerank),
+            Some(SecretString::from(KEY)),
+        )
+        .unwrap()
+    }
+
     pub fn provider(&self, name: &str) -> OpenAiProvider {
         OpenAiProvider::new(name, self.config(), Some(SecretString::from(KEY))).unwrap()
     }
@@ -226,15 +345,20 @@ impl Harness {
 #[async_trait]
 impl FaultHarness for Harness {
     async fn inject(&self, capability: Capability, fault: Fault) -> bool {
-        if capability != Capability::Chat {
-            return false;
-        }
+        let at = match capability {
+            Capability::Chat => "/v1/chat/completions",
+            // Search embeds the query: its faults are the embeddings endpoint's. There is no
+            // stream to cut.
+            Capability::Search if fault != Fault::StreamCut => "/v1/embeddings",
+            // Recommend reads the stored item vectors: it makes no upstream call to fail.
+            _ => return false,
+        };
         self.reset().await;
         if self.proxy.inject(fault) {
             // A transport fault: the mock answers normally behind the proxy.
             mount_normal(&self.server).await;
         } else {
-            mount_fault(&self.server, fault).await;
+            mount_fault(&self.server, fault, at).await;
         }
         true
     }

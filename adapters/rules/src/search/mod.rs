@@ -918,19 +918,10 @@ impl Inner {
 
         let by_id = |a: &Product, b: &Product| a.id.cmp(&b.id);
         let cmp = |a: &(Score, &Product), b: &(Score, &Product)| -> Ordering {
-            match req.sort {
-                SortBy::PriceAsc => a.1.price.minor.cmp(&b.1.price.minor),
-                SortBy::PriceDesc => b.1.price.minor.cmp(&a.1.price.minor),
-                SortBy::Newest => match (a.1.created_at, b.1.created_at) {
-                    (Some(x), Some(y)) => y.cmp(&x),
-                    (Some(_), None) => Ordering::Less,
-                    (None, Some(_)) => Ordering::Greater,
-                    (None, None) => Ordering::Equal,
-                },
-                _ => Ordering::Equal,
-            }
-            .then_with(|| b.0.total_cmp(&a.0))
-            .then_with(|| by_id(a.1, b.1))
+            req.sort
+                .compare_products(a.1, b.1)
+                .then_with(|| b.0.total_cmp(&a.0))
+                .then_with(|| by_id(a.1, b.1))
         };
         let entries = &mut outcome.entries;
         let wanted = req.offset.saturating_add(req.limit);
