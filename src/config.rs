@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::Capability;
 use crate::error::{Error, Result};
-use crate::layers::{CacheConfig, LayersConfig};
+use crate::layers::{CacheConfig, LayersConfig, PrivacyConfig};
 
 pub use secrecy::{ExposeSecret, SecretString};
 
@@ -265,9 +265,16 @@ pub struct Profile {
     routes: BTreeMap<Capability, Vec<String>>,
     layers: LayersConfig,
     cache: Option<CacheConfig>,
+    privacy: Option<PrivacyConfig>,
 }
 
 impl Profile {
+    /// The privacy rules (`[profiles.NAME.privacy]`): consent, residency and PII redaction;
+    /// `None` when the profile has no such section (the defaults then apply, see
+    /// [`crate::layers::policy`]).
+    pub fn privacy(&self) -> Option<&PrivacyConfig> {
+        self.privacy.as_ref()
+    }
     /// The response cache settings (`[profiles.NAME.cache]`), if the profile enables one.
     pub fn cache(&self) -> Option<&CacheConfig> {
         self.cache.as_ref().filter(|c| c.enabled)
@@ -315,7 +322,7 @@ pub struct Config {
 }
 
 const TOP_KEYS: &[&str] = &["default_profile", "catalog", "providers", "profiles"];
-const PROFILE_KEYS: &[&str] = &["description", "routes", "layers", "cache"];
+const PROFILE_KEYS: &[&str] = &["description", "routes", "layers", "cache", "privacy"];
 const CATALOG_KEYS: &[&str] = &["products", "events"];
 
 impl Config {
@@ -573,6 +580,27 @@ impl Config {
                                     }
                                     Err(e) => {
                                         problems.push(format!("{lpath}: {}", e.message().trim()))
+                                    }
+                                }
+                            }
+                            ("privacy", v) => {
+                                let ppath = format!("{path}.privacy");
+                                match v.try_into::<PrivacyConfig>() {
+                                    Ok(p) => {
+                                        if let Err(e) = p.validate(&ppath) {
+                                            problems.push(e.message().to_owned());
+                                        }
+                                        for name in p.providers.keys() {
+                                            if !providers.contains_key(name) {
+                                                problems.push(format!(
+                                                    "{ppath}.providers.{name}: provider {name:?} is not defined"
+                                                ));
+                                            }
+                                        }
+                                        profile.privacy = Some(p);
+                                    }
+                                    Err(e) => {
+                                        problems.push(format!("{ppath}: {}", e.message().trim()))
                                     }
                                 }
                             }
