@@ -48,7 +48,7 @@ static PRODUCT_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
 /// Version words right before a dotted number.
 static VERSION_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)(?:\bv|\bver|version|versions|firmware|\bfw|build|\brev|release|固件|版本|版本号|系统)\s*[:：.]?\s*$",
+        r"(?i)(?:\bv|\bver|version|versions|firmware|\bfw|build|\brev|release|android|\bios|ipados|macos|windows|miui|hyperos|harmonyos|emui|coloros|oxygenos|bios|driver|固件|版本|版本号|系统|驱动)\s*[:：.]?\s*$",
     )
 });
 
@@ -149,7 +149,9 @@ fn card_network_ok(d: &[u8]) -> bool {
     let p3 = prefix_num(d, 3);
     let p4 = prefix_num(d, 4);
     match p1 {
-        4 => matches!(len, 13 | 16 | 19),
+        // 13-digit Visa numbers are no longer issued; 13 digits starting with 4 are far more
+        // often EAN-13 barcodes (GS1 prefixes 400-440).
+        4 => matches!(len, 16 | 19),
         5 => (51..=55).contains(&p2) && len == 16,
         2 => (2221..=2720).contains(&p4) && len == 16,
         3 => {
