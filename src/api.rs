@@ -272,4 +272,10 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     fn chat_model(&self) -> Option<Arc<dyn ChatModel>>;
     /// The forecast capability.
     fn forecaster(&self) -> Option<Arc<dyn Forecaster>>;
+    /// Deletes what the provider keeps about a subject, if it keeps anything and can delete
+    /// it (see [`crate::erasure`]). `None`: no delete operation exists; erasure reports list
+    /// the provider as such.
+    fn eraser(&self) -> Option<Arc<dyn crate::erasure::SubjectEraser>> {
+        None
+    }
 }

@@ -41,7 +41,7 @@ use serde::de::DeserializeOwned;
 use crate::api::Capability;
 use crate::error::{Error, Result};
 use crate::hybrid::HybridConfig;
-use crate::layers::{CacheConfig, LayersConfig};
+use crate::layers::{CacheConfig, LayersConfig, PrivacyConfig};
 
 pub use secrecy::{ExposeSecret, SecretString};
 
@@ -267,6 +267,7 @@ pub struct Profile {
     layers: LayersConfig,
     cache: Option<CacheConfig>,
     hybrid_search: Option<HybridRoute>,
+    privacy: Option<PrivacyConfig>,
 }
 
 /// A hybrid search route (`[profiles.NAME.hybrid.search]`): a semantic and a keyword side, each
@@ -297,6 +298,12 @@ impl Profile {
     /// The hybrid search route (`[profiles.NAME.hybrid.search]`), if the profile has one.
     pub fn hybrid_search(&self) -> Option<&HybridRoute> {
         self.hybrid_search.as_ref()
+    }
+    /// The privacy rules (`[profiles.NAME.privacy]`): consent, residency and PII redaction;
+    /// `None` when the profile has no such section (the defaults then apply, see
+    /// [`crate::layers::policy`]).
+    pub fn privacy(&self) -> Option<&PrivacyConfig> {
+        self.privacy.as_ref()
     }
     /// The response cache settings (`[profiles.NAME.cache]`), if the profile enables one.
     pub fn cache(&self) -> Option<&CacheConfig> {
@@ -345,7 +352,14 @@ pub struct Config {
 }
 
 const TOP_KEYS: &[&str] = &["default_profile", "catalog", "providers", "profiles"];
-const PROFILE_KEYS: &[&str] = &["description", "routes", "layers", "cache", "hybrid"];
+const PROFILE_KEYS: &[&str] = &[
+    "description",
+    "routes",
+    "layers",
+    "cache",
+    "hybrid",
+    "privacy",
+];
 const CATALOG_KEYS: &[&str] = &["products", "events"];
 
 impl Config {
@@ -612,6 +626,27 @@ impl Config {
                             }
                             ("hybrid", _) => {
                                 problems.push(format!("{path}.hybrid: must be a table"))
+                            }
+                            ("privacy", v) => {
+                                let ppath = format!("{path}.privacy");
+                                match v.try_into::<PrivacyConfig>() {
+                                    Ok(p) => {
+                                        if let Err(e) = p.validate(&ppath) {
+                                            problems.push(e.message().to_owned());
+                                        }
+                                        for name in p.providers.keys() {
+                                            if !providers.contains_key(name) {
+                                                problems.push(format!(
+                                                    "{ppath}.providers.{name}: provider {name:?} is not defined"
+                                                ));
+                                            }
+                                        }
+                                        profile.privacy = Some(p);
+                                    }
+                                    Err(e) => {
+                                        problems.push(format!("{ppath}: {}", e.message().trim()))
+                                    }
+                                }
                             }
                             ("routes", _) => {
                                 problems.push(format!("{path}.routes: must be a table"))

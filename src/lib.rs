@@ -46,7 +46,12 @@
 //!   stream falls back only before its first event reached the caller;
 //! - timeout sits inside retry (each attempt has its own), and the request's deadline spans all
 //!   attempts and fallbacks;
-//! - the cache sits after redaction, so no cache key holds personal data;
+//! - policy and redaction act at each provider's gate, outside its breaker
+//!   ([`layers::policy`]): consent and residency decide whether that provider may receive the
+//!   request (a refused provider is skipped with reason `policy`, and a route with none left
+//!   ends with [`ErrorKind::PolicyDenied`] naming the rule); its PII mode redacts, blocks or
+//!   allows personal data, and the answer gets the original values back;
+//! - the cache keys are SHA-256 digests of the request, so no cache key holds personal data;
 //! - exactly one retry loop exists per call: adapters never retry on their own.
 //!
 //! Built today: fallback ([`layers::fallback`]), and per provider, outermost first, the circuit
@@ -55,8 +60,9 @@
 //! first stream event and between events ([`layers::timeout`]), and fault injection for drills
 //! ([`layers::chaos`], see also [`drill`]). Each profile configures them (`[profiles.NAME.layers]`, see
 //! [`layers`]); every layer can be turned off with `enabled = false`. The response cache
-//! ([`layers::cache`], `[profiles.NAME.cache]`) sits outside the fallback chain. Observe,
-//! policy and redact take the positions above as they land.
+//! ([`layers::cache`], `[profiles.NAME.cache]`) sits outside the fallback chain. Privacy
+//! (consent, residency, PII redaction; `[profiles.NAME.privacy]`) is built: see
+//! [`layers::policy`], [`redact`] and, for forgetting a subject, [`erasure`].
 //!
 //! # Features
 //!
@@ -74,9 +80,11 @@ pub mod business_rules;
 pub mod config;
 pub mod drill;
 pub mod embedding;
+pub mod erasure;
 pub mod error;
 pub mod hybrid;
 pub mod layers;
+pub mod redact;
 pub mod registry;
 pub mod replenish;
 pub mod retry_after;

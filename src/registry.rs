@@ -14,6 +14,7 @@ use crate::layers::cache::{CachedChat, CachedForecaster, CachedRecommender, Cach
 use crate::layers::fallback::{
     FallbackChat, FallbackForecaster, FallbackRecommender, FallbackSearcher,
 };
+use crate::layers::policy::{Gate, Gateable, PrivacyPolicy};
 use crate::layers::{CacheConfig, ProviderLayers};
 
 /// What a factory gets to build one provider.
@@ -320,6 +321,10 @@ impl Registry {
         if let Some(c) = profile.cache() {
             builder = builder.cache(c.clone());
         }
+        builder = builder.privacy(PrivacyPolicy::new(
+            profile.privacy().cloned().unwrap_or_default(),
+            format!("profiles.{}.privacy", profile.name()),
+        )?);
         for (cap, route) in profile.routes() {
             let chain: Vec<(String, Arc<dyn Provider>)> = route
                 .iter()
@@ -346,6 +351,8 @@ impl Registry {
 pub struct Client {
     table: RouteTable,
     layers: BTreeMap<String, ProviderLayers>,
+    privacy: Option<Arc<PrivacyPolicy>>,
+    providers: BTreeMap<String, Arc<dyn Provider>>,
     searcher: Option<Arc<dyn Searcher>>,
     recommender: Option<Arc<dyn Recommender>>,
     chat: Option<Arc<dyn ChatModel>>,
@@ -369,6 +376,8 @@ pub struct Client {
 pub struct ClientBuilder {
     table: RouteTable,
     layers: BTreeMap<String, ProviderLayers>,
+    privacy: Option<Arc<PrivacyPolicy>>,
+    providers: BTreeMap<String, Arc<dyn Provider>>,
     cache: Option<CacheConfig>,
     searcher: Option<Arc<dyn Searcher>>,
     recommender: Option<Arc<dyn Recommender>>,
@@ -401,9 +410,28 @@ impl ClientBuilder {
         self
     }
 
-    fn wrap<T: ?Sized + crate::layers::Layered>(&self, name: &str, h: Arc<T>) -> Arc<T> {
-        match self.layers.get(name) {
+    /// Puts every provider of routes set afterwards behind a privacy gate (consent, residency,
+    /// PII redaction; see [`crate::layers::policy`]). [`Registry::build`] always sets one (the
+    /// profile's `[privacy]` section or the defaults); a client built in code without it
+    /// sends requests as they are.
+    #[must_use]
+    pub fn privacy(mut self, policy: PrivacyPolicy) -> Self {
+        self.privacy = Some(Arc::new(policy));
+        self
+    }
+
+    fn wrap<T: ?Sized + crate::layers::Layered + Gateable>(
+        &self,
+        name: &str,
+        info: &ProviderInfo,
+        h: Arc<T>,
+    ) -> Arc<T> {
+        let h = match self.layers.get(name) {
             Some(l) => l.wrap(h),
+            None => h,
+        };
+        match &self.privacy {
+            Some(p) => T::gated(h, Gate::new(name, info.clone(), p.clone())),
             None => h,
         }
     }
@@ -431,13 +459,16 @@ impl ClientBuilder {
             })
             .collect();
         self.table.routes.insert(cap, entries);
+        for (n, p) in &chain {
+            self.providers.insert(n.clone(), p.clone());
+        }
         match cap {
             Capability::Search => {
                 let r = chain
                     .iter()
                     .map(|(n, p)| {
                         let h = p.searcher().ok_or_else(|| missing(n, cap))?;
-                        Ok((n.clone(), self.wrap(n, h)))
+                        Ok((n.clone(), self.wrap(n, p.info(), h)))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let s: Arc<dyn Searcher> = Arc::new(FallbackSearcher::new(r));
@@ -451,7 +482,7 @@ impl ClientBuilder {
                     .iter()
                     .map(|(n, p)| {
                         let h = p.recommender().ok_or_else(|| missing(n, cap))?;
-                        Ok((n.clone(), self.wrap(n, h)))
+                        Ok((n.clone(), self.wrap(n, p.info(), h)))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let s: Arc<dyn Recommender> = Arc::new(FallbackRecommender::new(r));
@@ -465,7 +496,7 @@ impl ClientBuilder {
                     .iter()
                     .map(|(n, p)| {
                         let h = p.chat_model().ok_or_else(|| missing(n, cap))?;
-                        Ok((n.clone(), self.wrap(n, h)))
+                        Ok((n.clone(), self.wrap(n, p.info(), h)))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let s: Arc<dyn ChatModel> = Arc::new(FallbackChat::new(r));
@@ -479,7 +510,7 @@ impl ClientBuilder {
                     .iter()
                     .map(|(n, p)| {
                         let h = p.forecaster().ok_or_else(|| missing(n, cap))?;
-                        Ok((n.clone(), self.wrap(n, h)))
+                        Ok((n.clone(), self.wrap(n, p.info(), h)))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let s: Arc<dyn Forecaster> = Arc::new(FallbackForecaster::new(r));
@@ -522,7 +553,7 @@ impl ClientBuilder {
                             jurisdiction: i.jurisdiction.as_ref().map(|j| j.to_string()),
                             data_leaves_process: i.data_leaves_process,
                         });
-                        Ok((n.clone(), self.wrap(n, h)))
+                        Ok((n.clone(), self.wrap(n, i, h)))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Ok(Arc::new(FallbackSearcher::new(r)))
@@ -546,6 +577,8 @@ impl ClientBuilder {
         Client {
             table: self.table,
             layers: self.layers,
+            privacy: self.privacy,
+            providers: self.providers,
             searcher: self.searcher,
             recommender: self.recommender,
             chat: self.chat,
@@ -606,5 +639,28 @@ impl Client {
     /// The profile's routes.
     pub fn routes(&self) -> &RouteTable {
         &self.table
+    }
+
+    /// The privacy policy every provider's gate applies, if the client has one.
+    pub fn privacy(&self) -> Option<&PrivacyPolicy> {
+        self.privacy.as_deref()
+    }
+
+    /// Where customer data may go under this client's routes and privacy policy, and every
+    /// violation in the config (see [`crate::layers::policy::DataFlowMap`]).
+    pub fn data_flow(&self) -> crate::layers::policy::DataFlowMap {
+        let default = PrivacyPolicy::default();
+        crate::layers::policy::DataFlowMap::new(&self.table, self.privacy().unwrap_or(&default))
+    }
+
+    /// Erases everything the client's providers keep about `subject` (see
+    /// [`crate::erasure`]): each provider with a delete operation runs it; the report lists
+    /// every provider, including those where no delete exists. Never fails as a whole: a
+    /// provider's error is in its entry.
+    pub async fn forget(
+        &self,
+        subject: &crate::SubjectId,
+    ) -> Result<crate::erasure::ErasureReport> {
+        crate::erasure::forget_all(&self.providers, subject).await
     }
 }

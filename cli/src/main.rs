@@ -11,6 +11,7 @@
 //! merchant-ai forecast --input sales.csv --horizon 28 --output forecast.csv --plot forecast.svg
 //! merchant-ai forecast --input sales.csv --horizon 28 --stock stock.csv --lead-time 7
 //! merchant-ai check --config merchant-ai.toml --profile prod
+//! merchant-ai redact < messages.txt > redacted.txt
 //! merchant-ai drill --config merchant-ai.toml --profile staging --json
 //! merchant-ai sample --out data/                    # write the sample catalog, events, sales
 //! ```
@@ -55,6 +56,7 @@ mod demo;
 mod fail;
 mod forecast;
 mod print;
+mod privacy;
 mod setup;
 
 use std::io::Write;
@@ -115,8 +117,13 @@ enum Command {
     Chat(ChatArgs),
     /// Forecast daily series from a CSV (`id,date,value`), with intervals and reorder advice.
     Forecast(forecast::ForecastArgs),
-    /// Validate the config and print the route table of the profile.
+    /// Validate the config and print the route table of the profile, and its data-flow map:
+    /// per capability and subject region, which providers may receive which data classes,
+    /// and every privacy violation in the config (exit code 2 when there is one).
     Check,
+    /// Replace personal data read from stdin with typed placeholders ([EMAIL_1], ...) on
+    /// stdout, using the profile's `privacy` lists when --config is given.
+    Redact(privacy::RedactArgs),
     /// Outage drill: force each provider down in turn (then all remote ones) and report who
     /// still serves each capability, latency and upstream attempts per call.
     Drill(DrillArgs),
@@ -225,6 +232,7 @@ async fn run(cli: Cli) -> CliResult<()> {
         Command::Chat(a) => chat(&g, a).await,
         Command::Forecast(a) => forecast::run(&g, a).await,
         Command::Check => check(&g).await,
+        Command::Redact(a) => privacy::redact(&g, a),
         Command::Drill(a) => drill(&g, a).await,
         Command::Sample(a) => sample(&g, a),
     }
@@ -365,11 +373,14 @@ async fn stream_reply(model: &dyn ChatModel, req: ChatRequest) -> CliResult<Chat
 async fn check(g: &GlobalArgs) -> CliResult<()> {
     let s = Session::start(g, false).await?;
     let table = s.client.routes();
-    if g.json {
+    let flow = s.client.data_flow();
+    let violations = flow.violations.len();
+    let result = if g.json {
         print::json(&serde_json::json!({
             "config": s.config.source(),
             "profile": table.profile,
             "routes": table,
+            "data_flow": flow,
             "catalog": {
                 "products": s.config.catalog().products,
                 "events": s.config.catalog().events,
@@ -382,8 +393,16 @@ async fn check(g: &GlobalArgs) -> CliResult<()> {
         };
         outln!("config {source}: ok");
         out!("{table}");
+        out!("{flow}");
         Ok(())
+    };
+    result?;
+    if violations > 0 {
+        return Err(CliError::usage(format!(
+            "the config has {violations} privacy violation(s), listed above"
+        )));
     }
+    Ok(())
 }
 
 async fn drill(g: &GlobalArgs, a: DrillArgs) -> CliResult<()> {

@@ -382,3 +382,66 @@ max_backoff_ms = 2
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("down:rules"), "{}", stdout(&o));
 }
+
+#[test]
+fn redact_reads_stdin_and_writes_placeholders() {
+    use std::io::Write as _;
+    let mut child = bin()
+        .args(["redact", "--name", "Alice Smith"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            "Alice Smith, li.na@example.cn, +86 138 1234 5678\n订单号：2024031512345678901，型号 SM-G9980，¥1,299.00\nagain li.na@example.cn\n"
+                .as_bytes(),
+        )
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "[NAME_1], [EMAIL_1], [PHONE_1]\n订单号：2024031512345678901，型号 SM-G9980，¥1,299.00\nagain [EMAIL_1]\n"
+    );
+    assert!(
+        stderr(&o).contains("redacted 4 value(s) in 3 line(s)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["redact", "--kinds", "email,bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("\"bogus\""), "{}", stderr(&o));
+}
+
+#[test]
+fn check_prints_the_data_flow_map_and_fails_on_violations() {
+    let d = tmp("flow");
+    let cfg = d.join("flow.toml");
+    let base = "[providers.rules]\nkind = \"rules\"\n[providers.remote]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nchat_model = \"m\"\njurisdiction = \"US\"\n[profiles.p.routes]\nchat = [\"remote\", \"rules\"]\nsearch = [\"rules\"]\n[profiles.p.privacy.residency.CN]\npersonal = [\"CN\"]\n";
+    std::fs::write(&cfg, base).unwrap();
+    let o = run(&["check", "--config", s(&cfg)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("data flow"), "{out}");
+    assert!(out.contains("subjects CN"), "{out}");
+    assert!(out.contains("no privacy violations"), "{out}");
+    let o = run(&["check", "--config", s(&cfg), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["data_flow"]["rows"].is_array(), "{v}");
+
+    // Sending personal data unredacted to a remote provider is a violation: exit 2.
+    let bad = format!("{base}[profiles.p.privacy.providers.remote]\npii = \"allow\"\n");
+    std::fs::write(&cfg, bad).unwrap();
+    let o = run(&["check", "--config", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("profiles.p.privacy.providers.remote.pii"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -30,7 +30,9 @@ use crate::types::*;
 pub fn should_fall_back(e: &Error) -> bool {
     let transient = e.kind().default_retryable() || e.is_retryable();
     let deadline_passed = e.kind() == ErrorKind::Timeout && !e.is_retryable() && !e.is_exhausted();
-    (transient && !deadline_passed) || e.kind() == ErrorKind::Unsupported
+    (transient && !deadline_passed)
+        || e.kind() == ErrorKind::Unsupported
+        || super::policy::skip_of(e).is_some()
 }
 
 fn fill_meta(
@@ -38,12 +40,42 @@ fn fill_meta(
     name: &str,
     pos: usize,
     notes: Vec<FallbackNote>,
+    policy: Vec<PolicyNote>,
     start: Instant,
 ) {
     meta.provider = name.to_owned();
     meta.route_position = pos;
     meta.fallbacks = notes;
     meta.latency = start.elapsed();
+    meta.governance.policy.splice(0..0, policy);
+}
+
+/// Records a policy skip (the provider's gate refused it) as a [`PolicyNote`].
+fn note_policy(policy: &mut Vec<PolicyNote>, name: &str, e: &Error) {
+    if let Some(s) = super::policy::skip_of(e) {
+        policy.push(PolicyNote::new(name, s.rule.as_str(), s.action.as_str()));
+    }
+}
+
+/// The error that ends a route: when every provider refused by policy, one
+/// [`ErrorKind::PolicyDenied`] naming each provider's rule.
+fn final_error(e: Error, policy: &[PolicyNote], op: &str) -> Error {
+    if super::policy::skip_of(&e).is_none() || policy.is_empty() {
+        return e;
+    }
+    let rules: Vec<String> = policy
+        .iter()
+        .map(|n| format!("{} (rule {})", n.provider, n.rule))
+        .collect();
+    Error::new(
+        ErrorKind::PolicyDenied,
+        format!(
+            "no provider of the {op} route may receive this request: {}",
+            rules.join(", ")
+        ),
+    )
+    .with_operation(op)
+    .with_retryable(false)
 }
 
 async fn run_chain<H: ?Sized, T, F>(
@@ -58,6 +90,7 @@ where
 {
     let start = Instant::now();
     let mut notes = Vec::new();
+    let mut policy = Vec::new();
     let mut last: Option<Error> = None;
     for (pos, (name, h)) in route.iter().enumerate() {
         if let Err(e) = ctx.check_deadline() {
@@ -72,17 +105,18 @@ where
         };
         match outcome {
             Ok(mut r) => {
-                fill_meta(r.meta_mut(), name, pos, notes, start);
+                fill_meta(r.meta_mut(), name, pos, notes, policy, start);
                 return Ok(r);
             }
             Err(e) => {
                 let e = e.with_provider(name.as_str()).with_operation(op);
+                note_policy(&mut policy, name, &e);
                 if should_fall_back(&e) && pos + 1 < route.len() {
                     tracing::warn!(provider = %name, operation = op, kind = %e.kind(), "falling back to the next provider");
                     notes.push(FallbackNote::new(name.as_str(), skip_reason(&e)));
                     last = Some(e);
                 } else {
-                    return Err(e);
+                    return Err(final_error(e, &policy, op));
                 }
             }
         }
@@ -92,6 +126,9 @@ where
 
 /// Why a provider was skipped: `circuit_open` when its breaker refused, else the error kind.
 fn skip_reason(e: &Error) -> &str {
+    if super::policy::skip_of(e).is_some() {
+        return "policy";
+    }
     match e.vendor_code() {
         Some("circuit_open") => "circuit_open",
         _ => e.kind().as_str(),
@@ -290,6 +327,7 @@ impl ChatModel for FallbackChat {
     async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream> {
         let start = Instant::now();
         let mut notes: Vec<FallbackNote> = Vec::new();
+        let mut policy: Vec<PolicyNote> = Vec::new();
         let mut last: Option<Error> = None;
         for (pos, (name, c)) in self.route.iter().enumerate() {
             if let Err(e) = req.ctx.check_deadline() {
@@ -307,12 +345,13 @@ impl ChatModel for FallbackChat {
                 Ok((first, rest)) => {
                     let name = name.clone();
                     let notes = std::mem::take(&mut notes);
+                    let policy = std::mem::take(&mut policy);
                     let patch = move |ev: Result<ChatEvent>| match ev {
                         Ok(ChatEvent::Finished {
                             finish_reason,
                             mut meta,
                         }) => {
-                            fill_meta(&mut meta, &name, pos, notes.clone(), start);
+                            fill_meta(&mut meta, &name, pos, notes.clone(), policy.clone(), start);
                             Ok(ChatEvent::Finished {
                                 finish_reason,
                                 meta,
@@ -328,12 +367,13 @@ impl ChatModel for FallbackChat {
                 }
                 Err(e) => {
                     let e = e.with_provider(name.as_str()).with_operation("chat_stream");
+                    note_policy(&mut policy, name, &e);
                     if should_fall_back(&e) && !is_last {
                         tracing::warn!(provider = %name, operation = "chat_stream", kind = %e.kind(), "falling back to the next provider before the first event");
                         notes.push(FallbackNote::new(name.as_str(), skip_reason(&e)));
                         last = Some(e);
                     } else {
-                        return Err(e);
+                        return Err(final_error(e, &policy, "chat_stream"));
                     }
                 }
             }

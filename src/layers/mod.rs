@@ -43,6 +43,7 @@ pub mod cache;
 pub mod chaos;
 pub mod fallback;
 pub mod limit;
+pub mod policy;
 pub mod retry;
 mod rng;
 pub mod timeout;
@@ -51,6 +52,7 @@ pub use breaker::{Breaker, BreakerConfig, BreakerLayer, BreakerState};
 pub use cache::CacheConfig;
 pub use chaos::{Chaos, ChaosConfig, ChaosLayer};
 pub use limit::{LimitConfig, LimitLayer, Limiter};
+pub use policy::{PiiMode, PrivacyConfig, PrivacyPolicy};
 pub use retry::{BudgetConfig, Retry, RetryBudget, RetryConfig, RetryEvent, RetryLayer};
 pub use timeout::{TimeoutConfig, TimeoutLayer};
 
@@ -339,5 +341,8 @@ impl crate::Provider for LayeredProvider {
     }
     fn forecaster(&self) -> Option<Arc<dyn Forecaster>> {
         self.inner.forecaster().map(|h| self.layers.wrap(h))
+    }
+    fn eraser(&self) -> Option<Arc<dyn crate::erasure::SubjectEraser>> {
+        self.inner.eraser()
     }
 }

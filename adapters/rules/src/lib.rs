@@ -134,6 +134,10 @@ impl Provider for RulesProvider {
     fn forecaster(&self) -> Option<Arc<dyn Forecaster>> {
         Some(self.forecaster.clone())
     }
+    /// The recommender keeps shoppers' events: erasure drops a subject's history.
+    fn eraser(&self) -> Option<Arc<dyn merchant_ai::erasure::SubjectEraser>> {
+        Some(self.recommender.clone())
+    }
 }
 
 /// The factory to register: `Registry::new().with(merchant_ai_rules::factory())`.

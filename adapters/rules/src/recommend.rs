@@ -545,6 +545,21 @@ impl RulesRecommender {
         &self.cfg
     }
 
+    /// Drops everything kept about `subject`: its history, purchases, sessions and rate-limit
+    /// counters. Returns how many records (items of history, purchases, pending pairs,
+    /// session views) were dropped. Aggregates that hold no subject id (item popularity,
+    /// co-occurrence counts) stay.
+    pub fn forget_subject(&self, subject: &SubjectId) -> u64 {
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = st.subjects.remove(subject) else {
+            return 0;
+        };
+        let sub = std::mem::take(&mut st.subj[s as usize]);
+        st.cap.retain(|k, _| k.0 != s);
+        let session = sub.session.map_or(0, |(_, _, items)| items.len());
+        (sub.hist.len() + sub.bought.len() + sub.recent.len() + session) as u64
+    }
+
     fn features_of(&self, p: &Arc<Product>) -> Arc<Features> {
         let mut cache = self.features.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((cp, f)) = cache.get(&p.id)
@@ -898,6 +913,13 @@ fn trace_id(req: &RecommendRequest) -> String {
     eat(&req.limit.to_string());
     eat(&format!("{:?}", req.filters));
     format!("rules-{h:016x}")
+}
+
+#[async_trait]
+impl merchant_ai::erasure::SubjectEraser for RulesRecommender {
+    async fn forget(&self, subject: &SubjectId) -> Result<u64> {
+        Ok(self.forget_subject(subject))
+    }
 }
 
 #[async_trait]
