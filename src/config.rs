@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::Capability;
 use crate::error::{Error, Result};
+use crate::layers::observe::OpsConfig;
 use crate::layers::{CacheConfig, LayersConfig};
 
 pub use secrecy::{ExposeSecret, SecretString};
@@ -265,9 +266,15 @@ pub struct Profile {
     routes: BTreeMap<Capability, Vec<String>>,
     layers: LayersConfig,
     cache: Option<CacheConfig>,
+    ops: OpsConfig,
 }
 
 impl Profile {
+    /// Observability, thresholds, shadow traffic and prices (`observe`, `thresholds`,
+    /// `shadow`, `pricing`).
+    pub fn ops(&self) -> &OpsConfig {
+        &self.ops
+    }
     /// The response cache settings (`[profiles.NAME.cache]`), if the profile enables one.
     pub fn cache(&self) -> Option<&CacheConfig> {
         self.cache.as_ref().filter(|c| c.enabled)
@@ -315,7 +322,16 @@ pub struct Config {
 }
 
 const TOP_KEYS: &[&str] = &["default_profile", "catalog", "providers", "profiles"];
-const PROFILE_KEYS: &[&str] = &["description", "routes", "layers", "cache"];
+const PROFILE_KEYS: &[&str] = &[
+    "description",
+    "routes",
+    "layers",
+    "cache",
+    "observe",
+    "thresholds",
+    "shadow",
+    "pricing",
+];
 const CATALOG_KEYS: &[&str] = &["products", "events"];
 
 impl Config {
@@ -574,6 +590,12 @@ impl Config {
                                     Err(e) => {
                                         problems.push(format!("{lpath}: {}", e.message().trim()))
                                     }
+                                }
+                            }
+                            (k @ ("observe" | "thresholds" | "shadow" | "pricing"), v) => {
+                                let defined = |n: &str| providers.contains_key(n);
+                                if let Err(e) = profile.ops.parse_key(k, v, &path, defined) {
+                                    problems.push(e.message().to_owned());
                                 }
                             }
                             ("routes", _) => {
