@@ -254,7 +254,8 @@ impl Observer {
             op,
             start: Instant::now(),
             span,
-            ctx: ctx.clone(),
+            // Only the audit record needs the context.
+            ctx: self.audit.as_ref().map(|_| ctx.clone()).unwrap_or_default(),
         }
     }
 
