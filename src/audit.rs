@@ -2,14 +2,14 @@
 //!
 //! A record says who served a call and how: time, capability, provider and model, route
 //! position and the providers skipped, policy outcomes and redaction counts (from
-//! [`ResponseMeta::governance`]), the threshold decision, usage and cost, latency, and the
+//! [`ResponseMeta::governance`](crate::ResponseMeta::governance)), the threshold decision, usage and cost, latency, and the
 //! error kind of a failed call. It holds names, counts and numbers only: never a query, a
 //! message, a reply, an error message or a secret. The subject appears only as a short SHA-256
 //! digest of its pseudonymous id, so records about one subject can be found without the id.
 //!
 //! Records go through a bounded queue to a background task that writes them in batches. A
 //! sink that fails, panics or is slow never fails or slows a call: its failures are counted
-//! ([`AuditStats::failed`], metric [`AUDIT_FAILED`](crate::metrics::AUDIT_FAILED)), and when the
+//! ([`AuditStats::failed`], metric [`crate::metrics::AUDIT_FAILED`]), and when the
 //! queue is full new records are dropped and counted ([`AuditStats::dropped`]), so memory stays
 //! bounded whatever the sink does. The task ends when the client is dropped.
 //!
