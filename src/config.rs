@@ -41,6 +41,7 @@ use serde::de::DeserializeOwned;
 use crate::api::Capability;
 use crate::error::{Error, Result};
 use crate::hybrid::HybridConfig;
+use crate::layers::observe::OpsConfig;
 use crate::layers::{CacheConfig, LayersConfig, PrivacyConfig};
 
 pub use secrecy::{ExposeSecret, SecretString};
@@ -268,6 +269,7 @@ pub struct Profile {
     cache: Option<CacheConfig>,
     hybrid_search: Option<HybridRoute>,
     privacy: Option<PrivacyConfig>,
+    ops: OpsConfig,
 }
 
 /// A hybrid search route (`[profiles.NAME.hybrid.search]`): a semantic and a keyword side, each
@@ -304,6 +306,11 @@ impl Profile {
     /// [`crate::layers::policy`]).
     pub fn privacy(&self) -> Option<&PrivacyConfig> {
         self.privacy.as_ref()
+    }
+    /// Observability, thresholds, shadow traffic and prices (`observe`, `thresholds`,
+    /// `shadow`, `pricing`).
+    pub fn ops(&self) -> &OpsConfig {
+        &self.ops
     }
     /// The response cache settings (`[profiles.NAME.cache]`), if the profile enables one.
     pub fn cache(&self) -> Option<&CacheConfig> {
@@ -359,6 +366,10 @@ const PROFILE_KEYS: &[&str] = &[
     "cache",
     "hybrid",
     "privacy",
+    "observe",
+    "thresholds",
+    "shadow",
+    "pricing",
 ];
 const CATALOG_KEYS: &[&str] = &["products", "events"];
 
@@ -646,6 +657,12 @@ impl Config {
                                     Err(e) => {
                                         problems.push(format!("{ppath}: {}", e.message().trim()))
                                     }
+                                }
+                            }
+                            (k @ ("observe" | "thresholds" | "shadow" | "pricing"), v) => {
+                                let defined = |n: &str| providers.contains_key(n);
+                                if let Err(e) = profile.ops.parse_key(k, v, &path, defined) {
+                                    problems.push(e.message().to_owned());
                                 }
                             }
                             ("routes", _) => {

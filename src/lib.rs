@@ -38,7 +38,7 @@
 //! A client built from config wraps each capability in layers. The order, outermost first:
 //!
 //! ```text
-//! observe -> policy (consent, residency) -> redact -> cache -> fallback[ breaker -> retry -> timeout -> adapter ]
+//! observe -> thresholds -> policy (consent, residency) -> redact -> cache -> shadow/canary -> fallback[ breaker -> retry -> timeout -> adapter ]
 //! ```
 //!
 //! - the fallback chain is the profile's route: on a retryable or unsupported error the next
@@ -53,6 +53,12 @@
 //!   allows personal data, and the answer gets the original values back;
 //! - the cache keys are SHA-256 digests of the request, so no cache key holds personal data;
 //! - exactly one retry loop exists per call: adapters never retry on their own.
+//! - observe ([`layers::observe`]) is outermost, so its span, metrics, cost ([`pricing`]) and
+//!   audit record ([`audit`]) see the answer the caller gets, with its threshold decision;
+//! - thresholds ([`thresholds`]) check the answer the caller would see (after redaction put the
+//!   original values back) and hold it for review before the caller sees a promise;
+//! - shadow and canary traffic ([`layers::shadow`]) sits under the cache and redaction, so a
+//!   candidate provider gets the same redacted request as the route.
 //!
 //! Built today: fallback ([`layers::fallback`]), and per provider, outermost first, the circuit
 //! breaker ([`layers::breaker`]), retry with backoff, `Retry-After` and a retry budget
@@ -76,6 +82,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod business_rules;
 pub mod config;
 pub mod drill;
@@ -84,12 +91,15 @@ pub mod erasure;
 pub mod error;
 pub mod hybrid;
 pub mod layers;
+pub mod metrics;
+pub mod pricing;
 pub mod redact;
 pub mod registry;
 pub mod replenish;
 pub mod retry_after;
 pub mod semantic;
 pub mod text;
+pub mod thresholds;
 pub mod types;
 pub mod vector;
 

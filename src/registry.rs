@@ -14,8 +14,11 @@ use crate::layers::cache::{CachedChat, CachedForecaster, CachedRecommender, Cach
 use crate::layers::fallback::{
     FallbackChat, FallbackForecaster, FallbackRecommender, FallbackSearcher,
 };
+use crate::layers::observe::{Observable, Observer};
 use crate::layers::policy::{Gate, Gateable, PrivacyPolicy};
+use crate::layers::shadow::{Shadow, ShadowConfig, Shadowable};
 use crate::layers::{CacheConfig, ProviderLayers};
+use crate::thresholds::{Thresholded, Thresholds};
 
 /// What a factory gets to build one provider.
 #[non_exhaustive]
@@ -58,6 +61,15 @@ pub trait AdapterFactory: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct Registry {
     factories: BTreeMap<String, Arc<dyn AdapterFactory>>,
+    sinks: Sinks,
+}
+
+/// Where clients built by a [`Registry`] report: metrics, audit records, held items.
+#[derive(Clone, Default)]
+struct Sinks {
+    metrics: Option<Arc<dyn crate::metrics::Metrics>>,
+    audit: Option<Arc<dyn crate::audit::AuditSink>>,
+    review: Option<Arc<dyn crate::thresholds::ReviewSink>>,
 }
 
 impl fmt::Debug for Registry {
@@ -179,6 +191,29 @@ impl Registry {
         self.factories.insert(factory.kind().to_owned(), factory);
     }
 
+    /// Clients built from now on report metrics to `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn crate::metrics::Metrics>) -> Self {
+        self.sinks.metrics = Some(metrics);
+        self
+    }
+
+    /// Clients built from now on write audit records to `sink` (instead of the profile's
+    /// `observe.audit_path`).
+    #[must_use]
+    pub fn with_audit_sink(mut self, sink: Arc<dyn crate::audit::AuditSink>) -> Self {
+        self.sinks.audit = Some(sink);
+        self
+    }
+
+    /// Clients built from now on send held items to `sink` (instead of the profile's
+    /// `thresholds.review_path` or memory).
+    #[must_use]
+    pub fn with_review_sink(mut self, sink: Arc<dyn crate::thresholds::ReviewSink>) -> Self {
+        self.sinks.review = Some(sink);
+        self
+    }
+
     /// The registered kinds, sorted.
     pub fn kinds(&self) -> Vec<String> {
         self.factories.keys().cloned().collect()
@@ -216,6 +251,7 @@ impl Registry {
                     .flat_map(|h| h.semantic.iter().chain(&h.keyword)),
             )
             .map(String::as_str)
+            .chain(profile.ops().shadow.values().map(|c| c.candidate.as_str()))
             .collect();
         used.sort_unstable();
         used.dedup();
@@ -275,6 +311,17 @@ impl Registry {
                 }
             }
         }
+        for (cap, sc) in &profile.ops().shadow {
+            if let Some(c) = caps.get(sc.candidate.as_str())
+                && !c.has(*cap)
+            {
+                problems.push(format!(
+                    "profiles.{}.shadow.{cap}.candidate: provider {:?} does not offer {cap}",
+                    profile.name(),
+                    sc.candidate
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(profile)
         } else {
@@ -292,11 +339,17 @@ impl Registry {
             .into_iter()
             .flat_map(|h| h.semantic.iter().chain(&h.keyword))
             .collect();
+        let candidates: Vec<String> = profile
+            .ops()
+            .shadow
+            .values()
+            .map(|c| c.candidate.clone())
+            .collect();
         for route in profile
             .routes()
             .values()
             .map(|r| r.iter().collect::<Vec<_>>())
-            .chain([hybrid_names])
+            .chain([hybrid_names, candidates.iter().collect()])
         {
             for name in route {
                 if providers.contains_key(name) {
@@ -325,6 +378,28 @@ impl Registry {
             profile.privacy().cloned().unwrap_or_default(),
             format!("profiles.{}.privacy", profile.name()),
         )?);
+        let ops = profile.ops();
+        let observe = ops.observe.clone().unwrap_or_default();
+        if observe.enabled {
+            let obs = Observer::from_config(
+                &observe,
+                ops.pricing.clone(),
+                self.sinks.metrics.clone(),
+                self.sinks.audit.clone(),
+            )
+            .map_err(|e| e.context(format!("profiles.{}.observe", profile.name())))?;
+            builder = builder.observe(Arc::new(obs));
+        }
+        if let Some(t) = &ops.thresholds {
+            let t = Thresholds::new(t.clone(), self.sinks.review.clone())
+                .map_err(|e| e.context(format!("profiles.{}", profile.name())))?
+                .with_metrics(self.sinks.metrics.clone());
+            builder = builder.thresholds(Arc::new(t));
+        }
+        for (cap, sc) in &ops.shadow {
+            let p = providers[&sc.candidate].clone();
+            builder = builder.shadow(*cap, sc.clone(), p);
+        }
         for (cap, route) in profile.routes() {
             let chain: Vec<(String, Arc<dyn Provider>)> = route
                 .iter()
@@ -353,6 +428,9 @@ pub struct Client {
     layers: BTreeMap<String, ProviderLayers>,
     privacy: Option<Arc<PrivacyPolicy>>,
     providers: BTreeMap<String, Arc<dyn Provider>>,
+    observer: Option<Arc<Observer>>,
+    thresholds: Option<Arc<Thresholds>>,
+    shadows: BTreeMap<Capability, Arc<Shadow>>,
     searcher: Option<Arc<dyn Searcher>>,
     recommender: Option<Arc<dyn Recommender>>,
     chat: Option<Arc<dyn ChatModel>>,
@@ -379,6 +457,10 @@ pub struct ClientBuilder {
     privacy: Option<Arc<PrivacyPolicy>>,
     providers: BTreeMap<String, Arc<dyn Provider>>,
     cache: Option<CacheConfig>,
+    observer: Option<Arc<Observer>>,
+    thresholds: Option<Arc<Thresholds>>,
+    shadow_cfg: BTreeMap<Capability, (ShadowConfig, Arc<dyn Provider>)>,
+    shadows: BTreeMap<Capability, Arc<Shadow>>,
     searcher: Option<Arc<dyn Searcher>>,
     recommender: Option<Arc<dyn Recommender>>,
     chat: Option<Arc<dyn ChatModel>>,
@@ -418,6 +500,59 @@ impl ClientBuilder {
     pub fn privacy(mut self, policy: PrivacyPolicy) -> Self {
         self.privacy = Some(Arc::new(policy));
         self
+    }
+
+    /// Observes every capability (spans, metrics, cost, audit log); outermost layer.
+    #[must_use]
+    pub fn observe(mut self, observer: Arc<Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Applies human-threshold rules to chat and forecast answers (inside observe).
+    #[must_use]
+    pub fn thresholds(mut self, rules: Arc<Thresholds>) -> Self {
+        self.thresholds = Some(rules);
+        self
+    }
+
+    /// Puts `candidate` beside the route of `cap` set afterwards, as shadow or canary (see
+    /// [`crate::layers::shadow`]); it records to the observer set before this call. The
+    /// candidate's handle gets its provider's layers.
+    #[must_use]
+    pub fn shadow(
+        mut self,
+        cap: Capability,
+        cfg: ShadowConfig,
+        candidate: Arc<dyn Provider>,
+    ) -> Self {
+        self.shadow_cfg.insert(cap, (cfg, candidate));
+        self
+    }
+
+    fn shadowed<T: ?Sized + crate::layers::Layered + Gateable + Shadowable>(
+        &mut self,
+        cap: Capability,
+        primary: Arc<T>,
+        get: impl Fn(&dyn Provider) -> Option<Arc<T>>,
+    ) -> Result<Arc<T>> {
+        let Some((cfg, p)) = self.shadow_cfg.get(&cap) else {
+            return Ok(primary);
+        };
+        let name = cfg.candidate.clone();
+        let h = get(p.as_ref()).ok_or_else(|| missing(&name, cap))?;
+        let h = self.wrap(&name, p.info(), h);
+        let sh = Arc::new(Shadow::new(
+            cap,
+            cfg.clone(),
+            p.info().clone(),
+            self.observer.clone(),
+        ));
+        if let Some(o) = &self.observer {
+            o.set_provider_kind(&name, &p.info().kind);
+        }
+        self.shadows.insert(cap, sh.clone());
+        Ok(T::shadowed(primary, h, sh))
     }
 
     fn wrap<T: ?Sized + crate::layers::Layered + Gateable>(
@@ -472,6 +607,7 @@ impl ClientBuilder {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let s: Arc<dyn Searcher> = Arc::new(FallbackSearcher::new(r));
+                let s = self.shadowed(cap, s, |p| p.searcher())?;
                 self.searcher = Some(match &self.cache {
                     Some(c) => Arc::new(CachedSearcher::new(s, c)),
                     None => s,
@@ -486,6 +622,7 @@ impl ClientBuilder {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let s: Arc<dyn Recommender> = Arc::new(FallbackRecommender::new(r));
+                let s = self.shadowed(cap, s, |p| p.recommender())?;
                 self.recommender = Some(match &self.cache {
                     Some(c) => Arc::new(CachedRecommender::new(s, c)),
                     None => s,
@@ -500,6 +637,7 @@ impl ClientBuilder {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let s: Arc<dyn ChatModel> = Arc::new(FallbackChat::new(r));
+                let s = self.shadowed(cap, s, |p| p.chat_model())?;
                 self.chat = Some(match &self.cache {
                     Some(c) => Arc::new(CachedChat::new(s, c)),
                     None => s,
@@ -514,6 +652,7 @@ impl ClientBuilder {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let s: Arc<dyn Forecaster> = Arc::new(FallbackForecaster::new(r));
+                let s = self.shadowed(cap, s, |p| p.forecaster())?;
                 self.forecaster = Some(match &self.cache {
                     Some(c) => Arc::new(CachedForecaster::new(s, c)),
                     None => s,
@@ -560,6 +699,9 @@ impl ClientBuilder {
             };
         let semantic_side = side("semantic", &semantic)?;
         let keyword_side = side("keyword", &keyword)?;
+        for (n, p) in semantic.iter().chain(&keyword) {
+            self.providers.insert(n.clone(), p.clone());
+        }
         let hybrid = crate::hybrid::HybridSearcher::new("hybrid", semantic_side, keyword_side)
             .with_config(config)?;
         let s: Arc<dyn Searcher> = Arc::new(hybrid);
@@ -572,17 +714,41 @@ impl ClientBuilder {
         Ok(self)
     }
 
-    /// Finishes the client.
+    /// Finishes the client: wraps each capability with the thresholds and observe layers.
     pub fn build(self) -> Client {
+        let obs = self.observer.clone();
+        let rules = self.thresholds.clone();
+        if let Some(o) = &obs {
+            for e in self.table.routes.values().flatten() {
+                o.set_provider_kind(&e.provider, &e.kind);
+            }
+        }
+        fn outer<T: ?Sized + Observable + Thresholded>(
+            h: Option<Arc<T>>,
+            obs: &Option<Arc<Observer>>,
+            rules: &Option<Arc<Thresholds>>,
+        ) -> Option<Arc<T>> {
+            let mut h = h?;
+            if let Some(r) = rules {
+                h = T::thresholded(h, r.clone());
+            }
+            if let Some(o) = obs {
+                h = T::observed(h, o.clone());
+            }
+            Some(h)
+        }
         Client {
+            searcher: outer(self.searcher, &obs, &rules),
+            recommender: outer(self.recommender, &obs, &rules),
+            chat: outer(self.chat, &obs, &rules),
+            forecaster: outer(self.forecaster, &obs, &rules),
             table: self.table,
             layers: self.layers,
             privacy: self.privacy,
             providers: self.providers,
-            searcher: self.searcher,
-            recommender: self.recommender,
-            chat: self.chat,
-            forecaster: self.forecaster,
+            observer: obs,
+            thresholds: rules,
+            shadows: self.shadows,
         }
     }
 }
@@ -662,5 +828,21 @@ impl Client {
         subject: &crate::SubjectId,
     ) -> Result<crate::erasure::ErasureReport> {
         crate::erasure::forget_all(&self.providers, subject).await
+    }
+
+    /// The observer (metrics, audit log, prices), if the observe layer is on.
+    pub fn observer(&self) -> Option<&Arc<Observer>> {
+        self.observer.as_ref()
+    }
+
+    /// The threshold rules and their review sink, if configured (also for
+    /// [`Thresholds::review_reorder`]).
+    pub fn thresholds(&self) -> Option<&Arc<Thresholds>> {
+        self.thresholds.as_ref()
+    }
+
+    /// The shadow or canary state of a capability, if configured.
+    pub fn shadow(&self, cap: Capability) -> Option<&Arc<Shadow>> {
+        self.shadows.get(&cap)
     }
 }

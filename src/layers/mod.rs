@@ -43,9 +43,11 @@ pub mod cache;
 pub mod chaos;
 pub mod fallback;
 pub mod limit;
+pub mod observe;
 pub mod policy;
 pub mod retry;
 mod rng;
+pub mod shadow;
 pub mod timeout;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerLayer, BreakerState};
