@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::Capability;
 use crate::error::{Error, Result};
+use crate::hybrid::HybridConfig;
 use crate::layers::{CacheConfig, LayersConfig};
 
 pub use secrecy::{ExposeSecret, SecretString};
@@ -265,9 +266,38 @@ pub struct Profile {
     routes: BTreeMap<Capability, Vec<String>>,
     layers: LayersConfig,
     cache: Option<CacheConfig>,
+    hybrid_search: Option<HybridRoute>,
+}
+
+/// A hybrid search route (`[profiles.NAME.hybrid.search]`): a semantic and a keyword side, each
+/// a fallback chain of providers, fused by [`HybridSearcher`](crate::hybrid::HybridSearcher).
+///
+/// ```toml
+/// [profiles.shop.hybrid.search]
+/// semantic = "openai"            # a provider, or a list: a fallback chain
+/// keyword = ["rules"]
+/// k = 60.0                       # tuning: see HybridConfig (all optional)
+/// semantic_weight = 1.0
+/// keyword_weight = 1.0
+/// ```
+///
+/// It is the profile's search route, so `routes.search` is not set alongside it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub struct HybridRoute {
+    /// The semantic side, in fallback order.
+    pub semantic: Vec<String>,
+    /// The keyword side, in fallback order.
+    pub keyword: Vec<String>,
+    /// The fusion tuning.
+    pub config: HybridConfig,
 }
 
 impl Profile {
+    /// The hybrid search route (`[profiles.NAME.hybrid.search]`), if the profile has one.
+    pub fn hybrid_search(&self) -> Option<&HybridRoute> {
+        self.hybrid_search.as_ref()
+    }
     /// The response cache settings (`[profiles.NAME.cache]`), if the profile enables one.
     pub fn cache(&self) -> Option<&CacheConfig> {
         self.cache.as_ref().filter(|c| c.enabled)
@@ -315,7 +345,7 @@ pub struct Config {
 }
 
 const TOP_KEYS: &[&str] = &["default_profile", "catalog", "providers", "profiles"];
-const PROFILE_KEYS: &[&str] = &["description", "routes", "layers", "cache"];
+const PROFILE_KEYS: &[&str] = &["description", "routes", "layers", "cache", "hybrid"];
 const CATALOG_KEYS: &[&str] = &["products", "events"];
 
 impl Config {
@@ -576,6 +606,13 @@ impl Config {
                                     }
                                 }
                             }
+                            ("hybrid", toml::Value::Table(ht)) => {
+                                profile.hybrid_search =
+                                    parse_hybrid(&path, ht, &providers, problems);
+                            }
+                            ("hybrid", _) => {
+                                problems.push(format!("{path}.hybrid: must be a table"))
+                            }
                             ("routes", _) => {
                                 problems.push(format!("{path}.routes: must be a table"))
                             }
@@ -587,6 +624,14 @@ impl Config {
                                 PROFILE_KEYS.join(", ")
                             )),
                         }
+                    }
+                    if profile.hybrid_search.is_some()
+                        && profile.routes.contains_key(&Capability::Search)
+                    {
+                        problems.push(format!(
+                            "{path}.routes.search: the search route is {path}.hybrid.search; \
+                             remove routes.search (list fallbacks in the semantic and keyword sides)"
+                        ));
                     }
                     profiles.insert(name, profile);
                 }
@@ -701,6 +746,96 @@ fn expand_value(v: &mut toml::Value, env: &EnvSource) -> std::result::Result<(),
         toml::Value::Table(t) => t.iter_mut().try_for_each(|(_, x)| expand_value(x, env)),
         _ => Ok(()),
     }
+}
+
+/// Parses `[profiles.NAME.hybrid]`.
+fn parse_hybrid(
+    path: &str,
+    ht: toml::Table,
+    providers: &BTreeMap<String, ProviderConfig>,
+    problems: &mut Vec<String>,
+) -> Option<HybridRoute> {
+    let mut out = None;
+    for (cap, v) in ht {
+        let hpath = format!("{path}.hybrid.{cap}");
+        if cap != "search" {
+            problems.push(format!(
+                "{hpath}: unknown key (hybrid routes exist for: search)"
+            ));
+            continue;
+        }
+        let toml::Value::Table(mut t) = v else {
+            problems.push(format!("{hpath}: must be a table"));
+            continue;
+        };
+        let mut side = |key: &str, t: &mut toml::Table| -> Vec<String> {
+            let spath = format!("{hpath}.{key}");
+            let items = match t.remove(key) {
+                None => {
+                    problems.push(format!(
+                        "{spath}: missing (a provider name or a list of them)"
+                    ));
+                    return Vec::new();
+                }
+                Some(toml::Value::String(s)) => vec![toml::Value::String(s)],
+                Some(toml::Value::Array(a)) => a,
+                Some(_) => {
+                    problems.push(format!(
+                        "{spath}: must be a provider name or a list of them"
+                    ));
+                    return Vec::new();
+                }
+            };
+            let mut names: Vec<String> = Vec::new();
+            for (i, item) in items.into_iter().enumerate() {
+                let toml::Value::String(pn) = item else {
+                    problems.push(format!("{spath}[{i}]: must be a provider name"));
+                    continue;
+                };
+                if !providers.contains_key(&pn) {
+                    problems.push(format!(
+                        "{spath}[{i}]: provider {pn:?} is not defined (defined: {})",
+                        list_or_none(providers.keys())
+                    ));
+                }
+                if names.contains(&pn) {
+                    problems.push(format!("{spath}[{i}]: provider {pn:?} appears twice"));
+                }
+                names.push(pn);
+            }
+            if names.is_empty() {
+                problems.push(format!("{spath}: the side is empty"));
+            }
+            names
+        };
+        let semantic = side("semantic", &mut t);
+        let keyword = side("keyword", &mut t);
+        let config = match toml::Value::Table(t).try_into::<HybridConfig>() {
+            Ok(c) => {
+                if let Err(e) = c.validate() {
+                    problems.push(format!(
+                        "{hpath}.{}",
+                        e.message().trim_start_matches("hybrid.")
+                    ));
+                }
+                c
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "{hpath}: {} (expected semantic, keyword, k, semantic_weight, keyword_weight, \
+                     window_factor, min_window, max_window)",
+                    e.message().trim()
+                ));
+                HybridConfig::default()
+            }
+        };
+        out = Some(HybridRoute {
+            semantic,
+            keyword,
+            config,
+        });
+    }
+    out
 }
 
 /// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.

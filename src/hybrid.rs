@@ -378,7 +378,7 @@ impl HybridSearcher {
 
 /// Adds up two usages: counts that either knows, and the cost when the currencies agree (the
 /// first one's otherwise).
-fn add_usage(a: &Usage, b: &Usage) -> Usage {
+pub(crate) fn add_usage(a: &Usage, b: &Usage) -> Usage {
     let add = |x: Option<u64>, y: Option<u64>| match (x, y) {
         (None, None) => None,
         (x, y) => Some(x.unwrap_or(0).saturating_add(y.unwrap_or(0))),

@@ -80,6 +80,7 @@ pub mod layers;
 pub mod registry;
 pub mod replenish;
 pub mod retry_after;
+pub mod semantic;
 pub mod text;
 pub mod types;
 pub mod vector;

@@ -89,8 +89,11 @@ pub struct RouteEntry {
 pub struct RouteTable {
     /// The profile.
     pub profile: String,
-    /// Per capability, the ordered route.
+    /// Per capability, the ordered route. For a hybrid search route, the semantic side's
+    /// entries, then the keyword side's.
     pub routes: BTreeMap<Capability, Vec<RouteEntry>>,
+    /// For a hybrid search route: how many entries of `routes[search]` are the semantic side.
+    pub hybrid_search: Option<usize>,
 }
 
 impl fmt::Display for RouteTable {
@@ -101,6 +104,39 @@ impl fmt::Display for RouteTable {
                 writeln!(f, "  {:<10} (no route)", c.as_str())?;
                 continue;
             };
+            let describe = |entries: &[RouteEntry]| -> String {
+                entries
+                    .iter()
+                    .map(|e| {
+                        let place = if e.data_leaves_process {
+                            format!(
+                                "remote {}",
+                                e.region
+                                    .clone()
+                                    .or(e.jurisdiction.clone())
+                                    .unwrap_or_else(|| "?".into())
+                            )
+                        } else {
+                            "in-process".into()
+                        };
+                        format!("{} ({}, {place})", e.provider, e.kind)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            };
+            if c == Capability::Search
+                && let Some(n) = self.hybrid_search
+            {
+                let (sem, kw) = route.split_at(n.min(route.len()));
+                writeln!(
+                    f,
+                    "  {:<10} hybrid: semantic [{}] + keyword [{}]",
+                    c.as_str(),
+                    describe(sem),
+                    describe(kw)
+                )?;
+                continue;
+            }
             let parts: Vec<String> = route
                 .iter()
                 .map(|e| {
@@ -168,10 +204,16 @@ impl Registry {
     pub fn validate<'c>(&self, config: &'c Config, profile: Option<&str>) -> Result<&'c Profile> {
         let profile = config.profile(profile)?;
         let mut problems = Vec::new();
+        let hybrid = profile.hybrid_search();
         let mut used: Vec<&str> = profile
             .routes()
             .values()
             .flatten()
+            .chain(
+                hybrid
+                    .into_iter()
+                    .flat_map(|h| h.semantic.iter().chain(&h.keyword)),
+            )
             .map(String::as_str)
             .collect();
         used.sort_unstable();
@@ -217,6 +259,21 @@ impl Registry {
                 }
             }
         }
+        if let Some(h) = hybrid {
+            for (side, names) in [("semantic", &h.semantic), ("keyword", &h.keyword)] {
+                for (i, name) in names.iter().enumerate() {
+                    if let Some(c) = caps.get(name.as_str())
+                        && !c.has(Capability::Search)
+                    {
+                        problems.push(format!(
+                            "profiles.{}.hybrid.search.{side}[{i}]: provider {name:?} (kind {}) does not offer search",
+                            profile.name(),
+                            config.provider(name).map_or("?", |p| p.kind()),
+                        ));
+                    }
+                }
+            }
+        }
         if problems.is_empty() {
             Ok(profile)
         } else {
@@ -229,7 +286,17 @@ impl Registry {
     pub async fn build(&self, config: &Config, profile: Option<&str>) -> Result<Client> {
         let profile = self.validate(config, profile)?;
         let mut providers: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
-        for route in profile.routes().values() {
+        let hybrid = profile.hybrid_search();
+        let hybrid_names: Vec<&String> = hybrid
+            .into_iter()
+            .flat_map(|h| h.semantic.iter().chain(&h.keyword))
+            .collect();
+        for route in profile
+            .routes()
+            .values()
+            .map(|r| r.iter().collect::<Vec<_>>())
+            .chain([hybrid_names])
+        {
             for name in route {
                 if providers.contains_key(name) {
                     continue;
@@ -259,6 +326,16 @@ impl Registry {
                 .map(|n| (n.clone(), providers[n].clone()))
                 .collect();
             builder = builder.route(*cap, chain)?;
+        }
+        if let Some(h) = hybrid {
+            let chain = |names: &[String]| -> Vec<(String, Arc<dyn Provider>)> {
+                names
+                    .iter()
+                    .map(|n| (n.clone(), providers[n].clone()))
+                    .collect()
+            };
+            builder =
+                builder.hybrid_search(chain(&h.semantic), chain(&h.keyword), h.config.clone())?;
         }
         Ok(builder.build())
     }
@@ -415,6 +492,55 @@ impl ClientBuilder {
         Ok(self)
     }
 
+    /// Sets a hybrid search route: a semantic and a keyword side, each a fallback chain of
+    /// providers (wrapped in their layers), fused by a
+    /// [`HybridSearcher`](crate::hybrid::HybridSearcher) named `hybrid`.
+    pub fn hybrid_search(
+        mut self,
+        semantic: Vec<(String, Arc<dyn Provider>)>,
+        keyword: Vec<(String, Arc<dyn Provider>)>,
+        config: crate::hybrid::HybridConfig,
+    ) -> Result<Self> {
+        let cap = Capability::Search;
+        let mut entries = Vec::new();
+        let mut side =
+            |name: &str, chain: &[(String, Arc<dyn Provider>)]| -> Result<Arc<dyn Searcher>> {
+                if chain.is_empty() {
+                    return Err(Error::config(format!(
+                        "the {name} side of the hybrid search route is empty"
+                    )));
+                }
+                let r = chain
+                    .iter()
+                    .map(|(n, p)| {
+                        let h = p.searcher().ok_or_else(|| missing(n, cap))?;
+                        let i = p.info();
+                        entries.push(RouteEntry {
+                            provider: n.clone(),
+                            kind: i.kind.clone(),
+                            region: i.region.clone(),
+                            jurisdiction: i.jurisdiction.as_ref().map(|j| j.to_string()),
+                            data_leaves_process: i.data_leaves_process,
+                        });
+                        Ok((n.clone(), self.wrap(n, h)))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Arc::new(FallbackSearcher::new(r)))
+            };
+        let semantic_side = side("semantic", &semantic)?;
+        let keyword_side = side("keyword", &keyword)?;
+        let hybrid = crate::hybrid::HybridSearcher::new("hybrid", semantic_side, keyword_side)
+            .with_config(config)?;
+        let s: Arc<dyn Searcher> = Arc::new(hybrid);
+        self.searcher = Some(match &self.cache {
+            Some(c) => Arc::new(CachedSearcher::new(s, c)),
+            None => s,
+        });
+        self.table.routes.insert(cap, entries);
+        self.table.hybrid_search = Some(semantic.len());
+        Ok(self)
+    }
+
     /// Finishes the client.
     pub fn build(self) -> Client {
         Client {
@@ -435,6 +561,7 @@ impl Client {
             table: RouteTable {
                 profile: profile.into(),
                 routes: BTreeMap::new(),
+                hybrid_search: None,
             },
             ..Default::default()
         }

@@ -167,7 +167,7 @@ fn invalid_configs_name_the_key_and_reason() {
         // an unknown key in a profile
         (
             "[providers.a]\nkind = \"scripted\"\n[profiles.p]\nroute = {}",
-            "profiles.p.route: unknown key (expected one of: description, routes, layers, cache)",
+            "profiles.p.route: unknown key (expected one of: description, routes, layers, cache, hybrid)",
         ),
         // an adapter option of the wrong type, named by the adapter's parser
         (

@@ -214,6 +214,46 @@ impl FacetCounts {
             counts,
         }
     }
+
+    /// Counts every facet over `products` (the matches of a search), in the order of
+    /// `facets`; values most frequent first, ties by value. Adapters that hold the catalog
+    /// in-process use this, so every provider counts the same way.
+    ///
+    /// ```
+    /// use merchant_ai::{Currency, Facet, FacetCounts, Money, Product};
+    /// let p = |id: &str, brand: &str| {
+    ///     Product::new(id, "Tea", Money::new(100, Currency::CNY)).with_brand(brand)
+    /// };
+    /// let ps = [p("a", "X"), p("b", "Y"), p("c", "Y")];
+    /// let counts = FacetCounts::tally(&[Facet::Brand], &ps);
+    /// assert_eq!(counts[0].counts, vec![("Y".to_owned(), 2), ("X".to_owned(), 1)]);
+    /// ```
+    pub fn tally<'a, I>(facets: &[Facet], products: I) -> Vec<FacetCounts>
+    where
+        I: IntoIterator<Item = &'a Product>,
+    {
+        if facets.is_empty() {
+            return Vec::new();
+        }
+        let mut maps: Vec<std::collections::HashMap<String, u64>> =
+            vec![std::collections::HashMap::new(); facets.len()];
+        for p in products {
+            for (facet, counts) in facets.iter().zip(maps.iter_mut()) {
+                if let Some(label) = facet.labels(p) {
+                    *counts.entry(label).or_insert(0) += 1;
+                }
+            }
+        }
+        facets
+            .iter()
+            .zip(maps)
+            .map(|(facet, counts)| {
+                let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+                counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                FacetCounts::new(facet.name(), counts)
+            })
+            .collect()
+    }
 }
 
 /// Result order.
@@ -230,6 +270,26 @@ pub enum SortBy {
     PriceDesc,
     /// Newest listing first.
     Newest,
+}
+
+impl SortBy {
+    /// Orders two products by this sort's key: price or listing time (products without one
+    /// last); [`SortBy::Relevance`] leaves them equal, for the caller to order by score.
+    /// Adapters that sort in-process use this, then break ties by score and product id.
+    pub fn compare_products(self, a: &Product, b: &Product) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match self {
+            SortBy::PriceAsc => a.price.minor.cmp(&b.price.minor),
+            SortBy::PriceDesc => b.price.minor.cmp(&a.price.minor),
+            SortBy::Newest => match (a.created_at, b.created_at) {
+                (Some(x), Some(y)) => y.cmp(&x),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            },
+            SortBy::Relevance => Ordering::Equal,
+        }
+    }
 }
 
 /// How to match the query. A hint: providers that cannot do a mode use the closest they have
