@@ -2,7 +2,7 @@
 //!
 //! [`BertEmbedder`] loads `config.json`, `tokenizer.json` and `model.safetensors` (tensor names
 //! with or without a `bert.` prefix) and implements the core's
-//! [`Embedder`](merchant_ai::embedding::Embedder):
+//! [`Embedder`]:
 //!
 //! - texts are tokenized without padding (a shipped tokenizer's fixed padding is turned off)
 //!   and truncated to the model's `max_seq_length` (from `sentence_bert_config.json`, as
