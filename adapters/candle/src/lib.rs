@@ -24,8 +24,10 @@
 
 #![warn(missing_docs)]
 
+pub mod chat;
 pub mod embed;
 pub mod provider;
 
 pub use embed::{BertEmbedder, EmbedConfig};
 pub use provider::{CandleConfig, CandleFactory, CandleProvider, KIND, factory};
+pub use chat::{CandleChat, ChatConfig, Engine, GenerationTimings, TemplateKind};
