@@ -16,6 +16,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 ROUNDS="${ROUNDS:-1}"
 CATS="${CATEGORIES:-YEARLY,QUARTERLY,MONTHLY,OTHER}"
+# the default config, with a time budget that does not bind on a busy machine, so that the
+# accuracy figures are reproducible (training stops early or at max_steps)
+NEURAL_CONFIG="${NEURAL_CONFIG:-{\"max_train_seconds\": 3600}}"
 export MERCHANT_AI_ASSETS="${MERCHANT_AI_ASSETS:-$HOME/.cache/merchant-ai/assets}"
 VENV="${P4_VENV:-$HOME/.cache/merchant-ai/venv-sf}"
 OUT="$ROOT/target/bench/p4_neural"
@@ -53,7 +56,7 @@ echo "threads: ours RAYON_NUM_THREADS=$RAYON_NUM_THREADS (rules engine single-th
 rm -f "$OUT"/ours_*.json "$OUT"/peer_*.json
 for i in $(seq 1 "$ROUNDS"); do
     echo "== round $i/$ROUNDS: merchant-ai-candle neural + merchant-ai-rules ($CATS)"
-    cargo bench -q -p merchant-ai-candle --bench p4_neural -- --categories "$CATS" --json "$OUT/ours_$i.json" \
+    cargo bench -q -p merchant-ai-candle --bench p4_neural -- --categories "$CATS" --config "$NEURAL_CONFIG" --json "$OUT/ours_$i.json" \
         || fail "our benchmark failed in round $i"
     [ -s "$OUT/ours_$i.json" ] || fail "our benchmark wrote no result in round $i"
     echo "== round $i/$ROUNDS: statsforecast"

@@ -211,7 +211,7 @@ fn run() -> Result<(), String> {
                     "season_length": g.season_length, "lookback": g.lookback,
                     "train_windows": g.train_windows, "val_windows": g.val_windows,
                     "steps": g.steps, "best_step": g.best_step, "best_val_loss": g.best_val_loss,
-                    "stop": g.stop.map(|s| s.name()), "train_time_s": g.train_time.as_secs_f64(),
+                    "stop": g.stop.map(|s| s.name()), "refit_steps": g.refit_steps, "members": g.members, "train_time_s": g.train_time.as_secs_f64(),
                 })).collect::<Vec<_>>(),
             }),
         );

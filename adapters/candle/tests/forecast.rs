@@ -162,8 +162,23 @@ async fn learns_a_seasonal_panel_better_than_naive_and_is_deterministic() {
         "10-90% band holds {inside} of {total}"
     );
     // same request, same answer
-    let b = f.forecast(req).await.unwrap();
+    let b = f.forecast(req.clone()).await.unwrap();
     assert_eq!(a.series, b.series);
+    // an ensemble of two networks serves too, and is as deterministic
+    let e = NeuralForecaster::new(NeuralForecastConfig {
+        ensemble: 2,
+        refit: false,
+        ..small()
+    })
+    .unwrap();
+    let (c, rep) = e.forecast_with_report(req.clone()).await.unwrap();
+    assert_eq!(rep.groups[0].members, 2, "{rep:?}");
+    assert!(
+        c.series
+            .iter()
+            .all(|s| s.model == NEURAL_MODEL && s.point.len() == h)
+    );
+    assert_eq!(c.series, e.forecast(req).await.unwrap().series);
 }
 
 #[tokio::test]

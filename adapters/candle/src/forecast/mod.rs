@@ -10,7 +10,9 @@
 //!    and every requested level), with the pinball (quantile) loss, AdamW, seeded
 //!    initialisation and seeded batches of windows drawn series-first;
 //! 3. stops early when the validation loss stops improving, after `max_steps`, or when the
-//!    time budget runs out, and keeps the best weights seen;
+//!    time budget runs out, and keeps the best weights seen; then (with `refit`, the
+//!    default) trains a fresh network with the same seed for the chosen number of steps on
+//!    all windows, the held-out tail included, so the most recent values are learnt from;
 //! 4. forecasts each series from its last `lookback` values: the median head is the point
 //!    forecast, the heads of the requested levels are the quantiles (sorted per step, so they
 //!    never cross), and lower values are clamped at 0 when the history has no negative value.
@@ -66,6 +68,8 @@ pub const NEURAL_MODEL: &str = "neural_mlp";
 /// seed = 42
 /// fallback_method = "auto"    # statistical method of merchant-ai-rules for fallbacks
 /// intermittent_fallback = true
+/// refit = true                # retrain on all windows, tail included, for the chosen steps
+/// ensemble = 1                # networks (seeds) combined by their median
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -105,6 +109,13 @@ pub struct NeuralForecastConfig {
     /// Serve intermittent series (many zero periods) by the statistical fallback, whose
     /// Croston-type methods are built for them.
     pub intermittent_fallback: bool,
+    /// Once early stopping has chosen the number of steps, train a fresh network (same seed)
+    /// for that many steps on all windows, the held-out tail included, and forecast with it
+    /// (the most recent values matter most). Doubles training time at most.
+    pub refit: bool,
+    /// Networks trained with different seeds (derived from `seed`) whose outputs are
+    /// combined by their median; each costs one more training.
+    pub ensemble: usize,
 }
 
 impl Default for NeuralForecastConfig {
@@ -126,6 +137,8 @@ impl Default for NeuralForecastConfig {
             seed: 42,
             fallback_method: "auto".into(),
             intermittent_fallback: true,
+            refit: true,
+            ensemble: 1,
         }
     }
 }
@@ -147,7 +160,7 @@ impl NeuralForecastConfig {
                 self.lookback_multiple.to_string(),
             );
         }
-        let ranges: [(&str, usize, usize, usize); 7] = [
+        let ranges: [(&str, usize, usize, usize); 8] = [
             ("hidden", self.hidden, 1, 8192),
             ("layers", self.layers, 1, 16),
             ("batch_size", self.batch_size, 1, 65_536),
@@ -155,6 +168,7 @@ impl NeuralForecastConfig {
             ("eval_every", self.eval_every, 1, 10_000_000),
             ("patience", self.patience, 1, 1_000_000),
             ("max_val_windows", self.max_val_windows, 1, 10_000_000),
+            ("ensemble", self.ensemble, 1, 64),
         ];
         for (key, v, lo, hi) in ranges {
             if !(lo..=hi).contains(&v) {
@@ -253,14 +267,19 @@ pub struct GroupReport {
     pub train_windows: usize,
     /// Validation windows.
     pub val_windows: usize,
-    /// Optimiser steps done.
+    /// Optimiser steps done (all members, before refits).
     pub steps: usize,
-    /// The step of the kept weights.
+    /// The step of the kept weights (first member).
     pub best_step: usize,
-    /// Validation pinball loss of the kept weights (normalised units).
+    /// Validation pinball loss of the kept weights (first member, normalised units).
     pub best_val_loss: f64,
     /// Why training stopped (`None` when there was no training).
     pub stop: Option<StopReason>,
+    /// Networks in the ensemble that served (those that beat their naive start).
+    pub members: usize,
+    /// Steps of the refit on all windows (0 when there was none, or when the time budget
+    /// ran out before it finished and the early-stopped network served).
+    pub refit_steps: usize,
     /// Wall time of training and prediction.
     pub train_time: Duration,
 }
@@ -512,6 +531,8 @@ fn run(
             best_step: 0,
             best_val_loss: f64::NAN,
             stop: None,
+            refit_steps: 0,
+            members: 0,
             train_time: Duration::ZERO,
         };
         let served = if g.train_windows < cfg.min_train_windows.max(1) || g.val_windows == 0 {
@@ -593,26 +614,24 @@ fn train_and_predict(
         tracing::warn!(error = %e, "neural forecast: training failed, statistical fallback");
         FallbackReason::NetworkFailed
     };
-    let mlp =
-        net::Mlp::new(g.lookback, h, levels, cfg.hidden, cfg.layers, cfg.seed).map_err(fail)?;
-    let settings = net::TrainSettings {
-        batch_size: cfg.batch_size,
-        learning_rate: cfg.learning_rate,
-        weight_decay: cfg.weight_decay,
-        max_steps: cfg.max_steps,
-        eval_every: cfg.eval_every,
-        patience: cfg.patience,
-        budget: deadline.saturating_duration_since(Instant::now()),
-        seed: cfg.seed,
-    };
-    let outcome = mlp.train(data, &settings).map_err(fail)?;
-    g.steps = outcome.steps;
-    g.best_step = outcome.best_step;
-    g.best_val_loss = outcome.best_val_loss;
-    g.stop = Some(outcome.stop);
-    if outcome.best_step == 0 {
+    let mut members = Vec::with_capacity(cfg.ensemble);
+    for k in 0..cfg.ensemble.max(1) {
+        // member seeds: the configured seed, then well-separated others
+        let seed = cfg
+            .seed
+            .wrapping_add((k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        if let Some(m) = train_member(data, cfg, levels, deadline, seed, g).map_err(fail)? {
+            members.push(m);
+        }
+        if k == 0 && members.is_empty() {
+            // the first member could not beat its naive start: the others would not either
+            break;
+        }
+    }
+    if members.is_empty() {
         return Err(FallbackReason::Untrained);
     }
+    g.members = members.len();
     let median = levels
         .iter()
         .position(|&q| (q - 0.5).abs() < 1e-12)
@@ -628,7 +647,11 @@ fn train_and_predict(
             lasts.push(l);
             scales.push(s);
         }
-        let rows = mlp.predict(&xs, &lasts).map_err(fail)?;
+        let mut outs = Vec::with_capacity(members.len());
+        for m in &members {
+            outs.push(m.predict(&xs, &lasts).map_err(fail)?);
+        }
+        let rows = combine(outs);
         for ((&i, row), scale) in chunk.iter().zip(rows).zip(scales) {
             let s = &req.series[i];
             result.push(to_forecast(
@@ -643,6 +666,90 @@ fn train_and_predict(
         }
     }
     Ok(result)
+}
+
+/// Trains one network: early stopping, then (with `refit`) a fresh network with the same
+/// seed for the chosen number of steps on all windows. `None` when the network never beat
+/// its naive starting point.
+fn train_member(
+    data: &windows::WindowSet,
+    cfg: &NeuralForecastConfig,
+    levels: &[f64],
+    deadline: Instant,
+    seed: u64,
+    g: &mut GroupReport,
+) -> candle_core::Result<Option<net::Mlp>> {
+    let h = data.horizon;
+    let mlp = net::Mlp::new(g.lookback, h, levels, cfg.hidden, cfg.layers, seed)?;
+    let settings = net::TrainSettings {
+        batch_size: cfg.batch_size,
+        learning_rate: cfg.learning_rate,
+        weight_decay: cfg.weight_decay,
+        max_steps: cfg.max_steps,
+        eval_every: cfg.eval_every,
+        patience: cfg.patience,
+        budget: deadline.saturating_duration_since(Instant::now()),
+        seed,
+        early_stopping: true,
+    };
+    let outcome = mlp.train(data, &settings)?;
+    g.steps += outcome.steps;
+    if g.stop.is_none() {
+        g.best_step = outcome.best_step;
+        g.best_val_loss = outcome.best_val_loss;
+    }
+    if g.stop != Some(StopReason::TimeBudget) {
+        g.stop = Some(outcome.stop);
+    }
+    if outcome.best_step == 0 {
+        return Ok(None);
+    }
+    if !cfg.refit {
+        return Ok(Some(mlp));
+    }
+    let all = data.with_tail(cfg.history_limit);
+    let fresh = net::Mlp::new(g.lookback, h, levels, cfg.hidden, cfg.layers, seed)?;
+    let again = net::TrainSettings {
+        max_steps: outcome.best_step,
+        budget: deadline.saturating_duration_since(Instant::now()),
+        early_stopping: false,
+        ..settings
+    };
+    let done = fresh.train(&all, &again)?;
+    // a refit cut short by the time budget is not used
+    if done.steps == outcome.best_step {
+        g.refit_steps += done.steps;
+        Ok(Some(fresh))
+    } else {
+        Ok(Some(mlp))
+    }
+}
+
+/// The element-wise median of the members' output rows.
+fn combine(mut outs: Vec<Vec<Vec<f32>>>) -> Vec<Vec<f32>> {
+    if outs.len() == 1 {
+        return outs.pop().unwrap_or_default();
+    }
+    let rows = outs.first().map_or(0, Vec::len);
+    let mut buf = Vec::with_capacity(outs.len());
+    (0..rows)
+        .map(|r| {
+            let width = outs[0][r].len();
+            (0..width)
+                .map(|c| {
+                    buf.clear();
+                    buf.extend(outs.iter().map(|o| o[r][c]));
+                    buf.sort_by(f32::total_cmp);
+                    let n = buf.len();
+                    if n % 2 == 1 {
+                        buf[n / 2]
+                    } else {
+                        0.5 * (buf[n / 2 - 1] + buf[n / 2])
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Turns one output row of the network into a forecast (`None` when not finite).
@@ -698,4 +805,31 @@ fn to_forecast(
             .with_quantiles(q)
             .with_timestamps(s.future_timestamps(h)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_combined_by_their_median() {
+        let outs = vec![
+            vec![vec![1.0, 10.0]],
+            vec![vec![3.0, 20.0]],
+            vec![vec![2.0, -5.0]],
+        ];
+        assert_eq!(combine(outs), vec![vec![2.0, 10.0]]);
+        let two = vec![vec![vec![1.0]], vec![vec![2.0]]];
+        assert_eq!(combine(two), vec![vec![1.5]]);
+    }
+
+    #[test]
+    fn heads_cover_the_median_and_the_requested_levels() {
+        assert_eq!(head_levels(&[0.9, 0.1, 0.5]), vec![0.1, 0.5, 0.9]);
+        assert_eq!(head_levels(&[]), vec![0.5]);
+        let cfg = NeuralForecastConfig::default();
+        assert_eq!(cfg.lookback(18, 12), 36);
+        assert_eq!(cfg.lookback(1, 1), 4);
+        assert_eq!(cfg.lookback(3, 12), 12);
+    }
 }

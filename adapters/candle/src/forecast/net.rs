@@ -43,6 +43,9 @@ pub(crate) struct TrainSettings {
     pub patience: usize,
     pub budget: Duration,
     pub seed: u64,
+    /// Early-stop on the validation windows and keep the best weights; otherwise run
+    /// `max_steps` and keep the last weights.
+    pub early_stopping: bool,
 }
 
 /// What training did.
@@ -206,9 +209,17 @@ impl Mlp {
             let p = m.forward(&val_x, &val_l)?.detach();
             Ok(m.pinball(&p, &val_y)?.to_scalar::<f32>()? as f64)
         };
-        let mut best = eval(self)?;
+        let mut best = if s.early_stopping {
+            eval(self)?
+        } else {
+            f64::NAN
+        };
         let mut best_step = 0;
-        let mut snap = self.snapshot()?;
+        let mut snap = if s.early_stopping {
+            self.snapshot()?
+        } else {
+            Vec::new()
+        };
         let mut bad_evals = 0;
         let eval_every = s.eval_every.max(1);
         let mut step = 0;
@@ -228,6 +239,10 @@ impl Mlp {
             let loss = self.pinball(&self.forward(&x, &l)?, &y)?;
             opt.backward_step(&loss)?;
             step += 1;
+            if !s.early_stopping {
+                best_step = step;
+                continue;
+            }
             if step % eval_every == 0 {
                 let v = eval(self)?;
                 if v.is_finite() && v < best {
@@ -243,7 +258,9 @@ impl Mlp {
                 }
             }
         };
-        self.restore(&snap)?;
+        if s.early_stopping {
+            self.restore(&snap)?;
+        }
         Ok(TrainOutcome {
             steps: step,
             best_step,

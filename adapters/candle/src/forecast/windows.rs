@@ -137,6 +137,32 @@ impl WindowSet {
         }
     }
 
+    /// The same windows with the held-out tail added to training: every series' training
+    /// cuts run up to its validation cut (used to refit once early stopping has chosen the
+    /// number of steps).
+    pub(crate) fn with_tail(&self, history_limit: usize) -> WindowSet {
+        let train = self
+            .val
+            .iter()
+            .map(|&(i, hi)| {
+                let lo = if history_limit == 0 {
+                    self.lookback
+                } else {
+                    self.lookback.max(hi.saturating_sub(history_limit - 1))
+                };
+                (i, lo, hi)
+            })
+            .collect();
+        WindowSet {
+            lookback: self.lookback,
+            horizon: self.horizon,
+            levels: self.levels,
+            series: self.series.clone(),
+            train,
+            val: self.val.clone(),
+        }
+    }
+
     /// Number of distinct training windows.
     pub(crate) fn train_windows(&self) -> usize {
         self.train.iter().map(|(_, lo, hi)| hi - lo + 1).sum()
@@ -209,6 +235,9 @@ mod tests {
         // input 21..=26, scale 23.5, targets 27..=30
         assert!((t[0] - (27.0 / 23.5) as f32).abs() < 1e-6);
         assert!((l[0] - (26.0 / 23.5) as f32).abs() < 1e-6);
+        let tail = w.with_tail(0);
+        // cuts 6..=26: the held-out targets 27..=30 are now trained on
+        assert_eq!(tail.train_windows(), 21);
         let limited = WindowSet::new(vec![y], 6, 4, 3, 5, 10);
         assert_eq!(limited.train_windows(), 5);
         let mut rng = Rng::new(7);
