@@ -26,8 +26,10 @@
 
 pub mod chat;
 pub mod embed;
+pub mod forecast;
 pub mod provider;
 
-pub use embed::{BertEmbedder, EmbedConfig};
-pub use provider::{CandleConfig, CandleFactory, CandleProvider, KIND, factory};
 pub use chat::{CandleChat, ChatConfig, Engine, GenerationTimings, TemplateKind};
+pub use embed::{BertEmbedder, EmbedConfig};
+pub use forecast::{NeuralForecastConfig, NeuralForecaster};
+pub use provider::{CandleConfig, CandleFactory, CandleProvider, KIND, factory};
