@@ -30,6 +30,8 @@
 //! keyword = "rules"
 //! ```
 
+use crate::chat::{CandleChat, ChatConfig};
+use crate::forecast::{NeuralForecastConfig, NeuralForecaster};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,6 +68,11 @@ pub struct CandleConfig {
     pub embedding: EmbedConfig,
     /// `[providers.NAME.semantic]`: product text, search and recommend tuning (the core's).
     pub semantic: SemanticConfig,
+    /// `[providers.NAME.chat]`: a GGUF chat model (see [`ChatConfig`]); no chat without it.
+    pub chat: Option<ChatConfig>,
+    /// `[providers.NAME.forecast]`: the neural forecaster's training settings (see
+    /// [`NeuralForecastConfig`]); no forecast without it.
+    pub forecast: Option<NeuralForecastConfig>,
 }
 
 impl Default for CandleConfig {
@@ -75,6 +82,8 @@ impl Default for CandleConfig {
             embedding_model: None,
             embedding: EmbedConfig::default(),
             semantic: SemanticConfig::default(),
+            chat: None,
+            forecast: None,
         }
     }
 }
@@ -170,6 +179,15 @@ impl CandleProvider {
             let embedder = BertEmbedder::load(&dir, cfg.embedding.clone())?;
             provider = provider.with_embedder(Arc::new(embedder), &cfg.semantic)?;
         }
+        if let Some(c) = &cfg.chat {
+            let chat = CandleChat::load(c.clone())?.with_provider_name(name);
+            // Streaming, forced tool calls and JSON output by constrained decoding.
+            provider = provider.with_chat_model(Arc::new(chat), true, true, true);
+        }
+        if let Some(f) = &cfg.forecast {
+            let fc = NeuralForecaster::new(f.clone())?.with_name(name);
+            provider = provider.with_forecaster(Arc::new(fc));
+        }
         Ok(provider)
     }
 
@@ -225,6 +243,12 @@ impl CandleProvider {
         let mut caps = Capabilities::none();
         if cfg.embeddings {
             caps = caps.with_search().with_recommend();
+        }
+        if cfg.chat.is_some() {
+            caps = caps.with_chat(true, true, true, false);
+        }
+        if cfg.forecast.is_some() {
+            caps = caps.with_forecast();
         }
         caps
     }
