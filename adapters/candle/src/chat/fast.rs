@@ -1,0 +1,831 @@
+//! A fast CPU forward pass for llama-architecture GGUF models whose matrices are Q4_0, Q4_1 or
+//! Q8_0 (SmolLM2 Q4_1 among them).
+//!
+//! candle's quantized matmul has no SIMD kernel for Q4_1 and allocates a tensor per operation;
+//! on a 135M model that per-token overhead dominates. Here the weights are read from the GGUF
+//! with candle, then the forward pass runs over preallocated buffers: activations are quantized
+//! to 8 bits per 32-value block (as ggml does), dot products use AVX2 when the CPU has it (checked
+//! at run time, scalar code otherwise), rows are split across the rayon pool, and the KV cache is
+//! written in place. Prefill multiplies each weight row with all prompt tokens while it is in
+//! cache.
+
+use std::sync::{Arc, OnceLock};
+
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+use candle_core::{Device, Result as CResult};
+use half::f16;
+use rayon::prelude::*;
+
+/// A Q4_1 block: 32 weights `d * q + m`, q in 0..16.
+#[derive(Clone, Copy)]
+struct BQ41 {
+    d: f32,
+    m: f32,
+    qs: [u8; 16],
+}
+
+/// A Q4_0 block: 32 weights `d * (q - 8)`.
+#[derive(Clone, Copy)]
+struct BQ40 {
+    d: f32,
+    qs: [u8; 16],
+}
+
+/// A Q8_0 block: 32 weights `d * q`.
+#[derive(Clone, Copy)]
+struct BQ80 {
+    d: f32,
+    qs: [i8; 32],
+}
+
+/// 32 activations quantized to 8 bits (ggml's Q8_1: `s` is `d` times the sum of `qs`).
+#[derive(Clone, Copy, Default)]
+struct Act {
+    d: f32,
+    s: f32,
+    isum: i32,
+    qs: [i8; 32],
+}
+
+enum QData {
+    Q41(Vec<BQ41>),
+    Q40(Vec<BQ40>),
+    Q80(Vec<BQ80>),
+}
+
+/// A quantized matrix, row-major: `rows` outputs of `cols` inputs.
+struct QMat {
+    rows: usize,
+    cols: usize,
+    data: QData,
+}
+
+fn half(b: &[u8], i: usize) -> f32 {
+    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+fn has_avx2() -> bool {
+    static AVX2: OnceLock<bool> = OnceLock::new();
+    *AVX2.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+impl QMat {
+    fn from_qtensor(t: &QTensor) -> CResult<Option<Self>> {
+        let dims = t.shape().dims();
+        let (rows, cols) = match dims {
+            [r, c] => (*r, *c),
+            _ => return Ok(None),
+        };
+        if cols % 32 != 0 {
+            return Ok(None);
+        }
+        let raw = t.data()?;
+        let nb = rows * cols / 32;
+        let data = match t.dtype() {
+            GgmlDType::Q4_1 if raw.len() == nb * 20 => QData::Q41(
+                raw.chunks_exact(20)
+                    .map(|b| {
+                        let mut qs = [0u8; 16];
+                        qs.copy_from_slice(&b[4..20]);
+                        BQ41 {
+                            d: half(b, 0),
+                            m: half(b, 2),
+                            qs,
+                        }
+                    })
+                    .collect(),
+            ),
+            GgmlDType::Q4_0 if raw.len() == nb * 18 => QData::Q40(
+                raw.chunks_exact(18)
+                    .map(|b| {
+                        let mut qs = [0u8; 16];
+                        qs.copy_from_slice(&b[2..18]);
+                        BQ40 { d: half(b, 0), qs }
+                    })
+                    .collect(),
+            ),
+            GgmlDType::Q8_0 if raw.len() == nb * 34 => QData::Q80(
+                raw.chunks_exact(34)
+                    .map(|b| {
+                        let mut qs = [0i8; 32];
+                        for (q, &x) in qs.iter_mut().zip(&b[2..34]) {
+                            *q = x as i8;
+                        }
+                        BQ80 { d: half(b, 0), qs }
+                    })
+                    .collect(),
+            ),
+            _ => return Ok(None),
+        };
+        Ok(Some(QMat { rows, cols, data }))
+    }
+
+    /// Row `r`, dequantized into `out`.
+    fn dequant_row(&self, r: usize, out: &mut [f32]) {
+        let nb = self.cols / 32;
+        match &self.data {
+            QData::Q41(b) => {
+                for (blk, o) in b[r * nb..(r + 1) * nb].iter().zip(out.chunks_exact_mut(32)) {
+                    for j in 0..16 {
+                        o[j] = blk.d * f32::from(blk.qs[j] & 0x0F) + blk.m;
+                        o[j + 16] = blk.d * f32::from(blk.qs[j] >> 4) + blk.m;
+                    }
+                }
+            }
+            QData::Q40(b) => {
+                for (blk, o) in b[r * nb..(r + 1) * nb].iter().zip(out.chunks_exact_mut(32)) {
+                    for j in 0..16 {
+                        o[j] = blk.d * (f32::from(blk.qs[j] & 0x0F) - 8.0);
+                        o[j + 16] = blk.d * (f32::from(blk.qs[j] >> 4) - 8.0);
+                    }
+                }
+            }
+            QData::Q80(b) => {
+                for (blk, o) in b[r * nb..(r + 1) * nb].iter().zip(out.chunks_exact_mut(32)) {
+                    for (v, &q) in o.iter_mut().zip(&blk.qs) {
+                        *v = blk.d * f32::from(q);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The dot product of row `r` with quantized activations `x` (cols / 32 blocks).
+    #[inline]
+    fn dot(&self, r: usize, x: &[Act], avx2: bool) -> f32 {
+        let nb = self.cols / 32;
+        match &self.data {
+            QData::Q41(b) => {
+                let w = &b[r * nb..(r + 1) * nb];
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                    return unsafe { simd::dot_q41(w, x) };
+                }
+                let _ = avx2;
+                scalar_q41(w, x)
+            }
+            QData::Q40(b) => {
+                let w = &b[r * nb..(r + 1) * nb];
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: as above.
+                    return unsafe { simd::dot_q40(w, x) };
+                }
+                scalar_q40(w, x)
+            }
+            QData::Q80(b) => {
+                let w = &b[r * nb..(r + 1) * nb];
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: as above.
+                    return unsafe { simd::dot_q80(w, x) };
+                }
+                scalar_q80(w, x)
+            }
+        }
+    }
+}
+
+fn scalar_q41(w: &[BQ41], x: &[Act]) -> f32 {
+    let mut acc = 0f32;
+    let mut summs = 0f32;
+    for (a, b) in w.iter().zip(x) {
+        let mut s = 0i32;
+        for j in 0..16 {
+            s += i32::from(a.qs[j] & 0x0F) * i32::from(b.qs[j])
+                + i32::from(a.qs[j] >> 4) * i32::from(b.qs[j + 16]);
+        }
+        acc += (a.d * b.d) * s as f32;
+        summs += a.m * b.s;
+    }
+    acc + summs
+}
+
+fn scalar_q40(w: &[BQ40], x: &[Act]) -> f32 {
+    let mut acc = 0f32;
+    for (a, b) in w.iter().zip(x) {
+        let mut s = 0i32;
+        for j in 0..16 {
+            s += (i32::from(a.qs[j] & 0x0F) - 8) * i32::from(b.qs[j])
+                + (i32::from(a.qs[j] >> 4) - 8) * i32::from(b.qs[j + 16]);
+        }
+        acc += (a.d * b.d) * s as f32;
+    }
+    acc
+}
+
+fn scalar_q80(w: &[BQ80], x: &[Act]) -> f32 {
+    let mut acc = 0f32;
+    for (a, b) in w.iter().zip(x) {
+        let mut s = 0i32;
+        for j in 0..32 {
+            s += i32::from(a.qs[j]) * i32::from(b.qs[j]);
+        }
+        acc += (a.d * b.d) * s as f32;
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::{Act, BQ40, BQ41, BQ80};
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps(v, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// 32 nibbles of a 4-bit block: low nibbles in the low lane, high nibbles in the high lane
+    /// (ggml's order: weight j pairs with activation j, weight j + 16 with activation j + 16).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn nibbles(qs: &[u8; 16]) -> __m256i {
+        // SAFETY: reads exactly 16 bytes.
+        let q = unsafe { _mm_loadu_si128(qs.as_ptr() as *const __m128i) };
+        let m4 = _mm_set1_epi8(0x0F);
+        let lo = _mm_and_si128(q, m4);
+        let hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+        _mm256_set_m128i(hi, lo)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load32(qs: &[i8; 32]) -> __m256i {
+        // SAFETY: reads exactly 32 bytes.
+        unsafe { _mm256_loadu_si256(qs.as_ptr() as *const __m256i) }
+    }
+
+    /// Q4_1 weights times Q8_1 activations.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_q41(w: &[BQ41], x: &[Act]) -> f32 {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        let mut summs = 0f32;
+        for (a, b) in w.iter().zip(x) {
+            // SAFETY: fixed-size arrays.
+            let (q, y) = unsafe { (nibbles(&a.qs), load32(&b.qs)) };
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(a.d * b.d), _mm256_cvtepi32_ps(p), acc);
+            summs += a.m * b.s;
+        }
+        hsum(acc) + summs
+    }
+
+    /// Q4_0 weights times Q8_0 activations.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_q40(w: &[BQ40], x: &[Act]) -> f32 {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        let mut corr = 0f32;
+        for (a, b) in w.iter().zip(x) {
+            // SAFETY: fixed-size arrays.
+            let (q, y) = unsafe { (nibbles(&a.qs), load32(&b.qs)) };
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones);
+            let dd = a.d * b.d;
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(p), acc);
+            corr += dd * (8 * b.isum) as f32;
+        }
+        hsum(acc) - corr
+    }
+
+    /// Q8_0 weights times Q8_0 activations.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_q80(w: &[BQ80], x: &[Act]) -> f32 {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        for (a, b) in w.iter().zip(x) {
+            // SAFETY: fixed-size arrays.
+            let (q, y) = unsafe { (load32(&a.qs), load32(&b.qs)) };
+            let ax = _mm256_sign_epi8(q, q);
+            let sy = _mm256_sign_epi8(y, q);
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(a.d * b.d), _mm256_cvtepi32_ps(p), acc);
+        }
+        hsum(acc)
+    }
+}
+
+/// Quantizes `x` (a multiple of 32 long) into `out`, as ggml's AVX2 `quantize_row_q8_1`.
+fn quantize(x: &[f32], out: &mut [Act]) {
+    for (xs, o) in x.chunks_exact(32).zip(out.iter_mut()) {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut isum = 0i32;
+        for (q, &v) in o.qs.iter_mut().zip(xs) {
+            let r = (v * id).round_ties_even() as i32;
+            *q = r as i8;
+            isum += r;
+        }
+        o.d = f16::from_f32(d).to_f32();
+        o.s = f16::from_f32(d * isum as f32).to_f32();
+        o.isum = isum;
+    }
+}
+
+/// A raw pointer that may cross threads; writers touch disjoint indices.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: only used for disjoint writes inside one parallel region that outlives no borrow.
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+/// `out[t * rows + r] = W[r] . x[t]` for `m` tokens, rows split across threads.
+fn matmul(w: &QMat, x: &[Act], m: usize, out: &mut [f32]) {
+    let nb = w.cols / 32;
+    let rows = w.rows;
+    debug_assert!(x.len() >= m * nb && out.len() >= m * rows);
+    let avx2 = has_avx2();
+    let ptr = Out(out.as_mut_ptr());
+    let chunk = if m == 1 { 64 } else { 16 };
+    let n_chunks = rows.div_ceil(chunk);
+    (0..n_chunks).into_par_iter().for_each(|c| {
+        let p = ptr;
+        let r0 = c * chunk;
+        let r1 = (r0 + chunk).min(rows);
+        for t in 0..m {
+            let xt = &x[t * nb..(t + 1) * nb];
+            for r in r0..r1 {
+                let v = w.dot(r, xt, avx2);
+                // SAFETY: t < m, r < rows: in bounds, and each (t, r) is written by one thread.
+                unsafe { *p.0.add(t * rows + r) = v };
+            }
+        }
+    });
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    wq: QMat,
+    wk: QMat,
+    wv: QMat,
+    wo: QMat,
+    ffn_norm: Vec<f32>,
+    gate: QMat,
+    up: QMat,
+    down: QMat,
+}
+
+/// The shared, read-only model.
+pub(crate) struct FastModel {
+    n_embd: usize,
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    n_ff: usize,
+    eps: f32,
+    rope_base: f32,
+    pub(crate) context: usize,
+    tok_embd: QMat,
+    output: Option<QMat>,
+    out_norm: Vec<f32>,
+    layers: Vec<Layer>,
+}
+
+/// One sequence's KV cache and scratch buffers.
+#[derive(Default)]
+pub(crate) struct FastState {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    len: usize,
+}
+
+fn vector(t: QTensor) -> CResult<Vec<f32>> {
+    t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()
+}
+
+impl FastModel {
+    /// Loads the model when every matrix has a supported type; `None` otherwise.
+    pub(crate) fn load<R: std::io::Read + std::io::Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+    ) -> CResult<Option<Self>> {
+        let dev = Device::Cpu;
+        let md = |k: &str| ct.metadata.get(k);
+        let u = |k: &str| -> CResult<usize> {
+            match md(k) {
+                Some(v) => Ok(v.to_u32()? as usize),
+                None => candle_core::bail!("cannot find {k} in metadata"),
+            }
+        };
+        if md("llama.expert_count")
+            .and_then(|v| v.to_u32().ok())
+            .unwrap_or(0)
+            > 1
+        {
+            return Ok(None);
+        }
+        let n_head = u("llama.attention.head_count")?;
+        let n_kv_head = u("llama.attention.head_count_kv")?;
+        let n_layer = u("llama.block_count")?;
+        let n_embd = u("llama.embedding_length")?;
+        let n_ff = u("llama.feed_forward_length")?;
+        let rope_dim = u("llama.rope.dimension_count").unwrap_or(n_embd / n_head.max(1));
+        let context = u("llama.context_length").unwrap_or(4096);
+        let eps = md("llama.attention.layer_norm_rms_epsilon")
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(1e-5);
+        let rope_base = md("llama.rope.freq_base")
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(10000.0);
+        if n_head == 0
+            || n_kv_head == 0
+            || n_head % n_kv_head != 0
+            || n_embd % n_head != 0
+            || rope_dim != n_embd / n_head
+            || (n_embd / n_head) % 2 != 0
+            || md("llama.rope.scaling.type").is_some()
+        {
+            return Ok(None);
+        }
+        let mat = |name: &str, r: &mut R| -> CResult<Option<QMat>> {
+            let t = ct.tensor(r, name, &dev)?;
+            QMat::from_qtensor(&t)
+        };
+        let Some(tok_embd) = mat("token_embd.weight", reader)? else {
+            return Ok(None);
+        };
+        let output = if ct.tensor_infos.contains_key("output.weight") {
+            match mat("output.weight", reader)? {
+                Some(m) => Some(m),
+                None => return Ok(None),
+            }
+        } else {
+            None
+        };
+        let out_norm = vector(ct.tensor(reader, "output_norm.weight", &dev)?)?;
+        let mut layers = Vec::with_capacity(n_layer);
+        for i in 0..n_layer {
+            let p = format!("blk.{i}");
+            let mut get = |n: &str| mat(&format!("{p}.{n}.weight"), reader);
+            let (Some(wq), Some(wk), Some(wv), Some(wo), Some(gate), Some(up), Some(down)) = (
+                get("attn_q")?,
+                get("attn_k")?,
+                get("attn_v")?,
+                get("attn_output")?,
+                get("ffn_gate")?,
+                get("ffn_up")?,
+                get("ffn_down")?,
+            ) else {
+                return Ok(None);
+            };
+            let attn_norm = vector(ct.tensor(reader, &format!("{p}.attn_norm.weight"), &dev)?)?;
+            let ffn_norm = vector(ct.tensor(reader, &format!("{p}.ffn_norm.weight"), &dev)?)?;
+            layers.push(Layer {
+                attn_norm,
+                wq,
+                wk,
+                wv,
+                wo,
+                ffn_norm,
+                gate,
+                up,
+                down,
+            });
+        }
+        let kv = n_kv_head * (n_embd / n_head);
+        let shapes_ok = layers.iter().all(|l| {
+            (l.wq.rows, l.wq.cols) == (n_embd, n_embd)
+                && (l.wk.rows, l.wk.cols) == (kv, n_embd)
+                && (l.wv.rows, l.wv.cols) == (kv, n_embd)
+                && (l.wo.rows, l.wo.cols) == (n_embd, n_embd)
+                && (l.gate.rows, l.gate.cols) == (n_ff, n_embd)
+                && (l.up.rows, l.up.cols) == (n_ff, n_embd)
+                && (l.down.rows, l.down.cols) == (n_embd, n_ff)
+                && l.attn_norm.len() == n_embd
+                && l.ffn_norm.len() == n_embd
+        }) && tok_embd.cols == n_embd
+            && out_norm.len() == n_embd
+            && output.as_ref().is_none_or(|o| o.cols == n_embd)
+            && n_ff % 32 == 0;
+        if !shapes_ok {
+            return Ok(None);
+        }
+        Ok(Some(FastModel {
+            n_embd,
+            n_head,
+            n_kv_head,
+            head_dim: n_embd / n_head,
+            n_ff,
+            eps,
+            rope_base,
+            context,
+            tok_embd,
+            output,
+            out_norm,
+            layers,
+        }))
+    }
+
+    fn rms_norm(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
+        let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+        let mean = (sum / x.len() as f64) as f32;
+        let scale = 1.0 / (mean + self.eps).sqrt();
+        for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+            *o = (v * scale) * g;
+        }
+    }
+
+    /// Rotates pairs (2i, 2i+1) of each head of `x` by position `pos` (ggml's normal mode).
+    fn rope(&self, x: &mut [f32], pos: usize) {
+        let hd = self.head_dim;
+        let scale = self.rope_base.powf(-2.0 / hd as f32);
+        for head in x.chunks_exact_mut(hd) {
+            let mut theta = pos as f32;
+            for pair in head.chunks_exact_mut(2) {
+                let (s, c) = theta.sin_cos();
+                let (a, b) = (pair[0], pair[1]);
+                pair[0] = a * c - b * s;
+                pair[1] = a * s + b * c;
+                theta *= scale;
+            }
+        }
+    }
+
+    /// Runs `ids` at positions `state.len..`; returns the logits of the last token.
+    pub(crate) fn forward(&self, state: &mut FastState, ids: &[u32]) -> Result<Vec<f32>, String> {
+        let m = ids.len();
+        let e = self.n_embd;
+        let hd = self.head_dim;
+        let kvd = self.n_kv_head * hd;
+        let pos0 = state.len;
+        if m == 0 {
+            return Err("no tokens to run".into());
+        }
+        if pos0 + m > self.context {
+            return Err(format!(
+                "position {} is past the context of {} tokens",
+                pos0 + m,
+                self.context
+            ));
+        }
+        if let Some(bad) = ids.iter().find(|&&t| t as usize >= self.tok_embd.rows) {
+            return Err(format!("token id {bad} is outside the vocabulary"));
+        }
+        if state.k.len() != self.layers.len() {
+            state.k = vec![Vec::new(); self.layers.len()];
+            state.v = vec![Vec::new(); self.layers.len()];
+        }
+        let mut x = vec![0f32; m * e];
+        for (t, &id) in ids.iter().enumerate() {
+            self.tok_embd
+                .dequant_row(id as usize, &mut x[t * e..(t + 1) * e]);
+        }
+        let mut xn = vec![0f32; m * e];
+        let mut act = vec![Act::default(); m * (self.n_ff.max(e) / 32)];
+        let mut q = vec![0f32; m * e];
+        let mut k = vec![0f32; m * kvd];
+        let mut v = vec![0f32; m * kvd];
+        let mut att = vec![0f32; m * e];
+        let mut o = vec![0f32; m * e];
+        let mut g = vec![0f32; m * self.n_ff];
+        let mut up = vec![0f32; m * self.n_ff];
+        let group = self.n_head / self.n_kv_head;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for (li, l) in self.layers.iter().enumerate() {
+            for t in 0..m {
+                self.rms_norm(
+                    &x[t * e..(t + 1) * e],
+                    &l.attn_norm,
+                    &mut xn[t * e..(t + 1) * e],
+                );
+            }
+            let nbe = e / 32;
+            for t in 0..m {
+                quantize(&xn[t * e..(t + 1) * e], &mut act[t * nbe..(t + 1) * nbe]);
+            }
+            matmul(&l.wq, &act, m, &mut q);
+            matmul(&l.wk, &act, m, &mut k);
+            matmul(&l.wv, &act, m, &mut v);
+            for t in 0..m {
+                self.rope(&mut q[t * e..(t + 1) * e], pos0 + t);
+                self.rope(&mut k[t * kvd..(t + 1) * kvd], pos0 + t);
+            }
+            let kc = &mut state.k[li];
+            let vc = &mut state.v[li];
+            kc.truncate(pos0 * kvd);
+            vc.truncate(pos0 * kvd);
+            kc.extend_from_slice(&k);
+            vc.extend_from_slice(&v);
+            let (kc, vc) = (&state.k[li], &state.v[li]);
+            // Attention, one task per (token, head).
+            let work = m * self.n_head;
+            let one = |idx: usize, out: &mut [f32]| {
+                let t = idx / self.n_head;
+                let h = idx % self.n_head;
+                let kvh = h / group;
+                let qh = &q[t * e + h * hd..t * e + (h + 1) * hd];
+                let n = pos0 + t + 1;
+                let mut scores = Vec::with_capacity(n);
+                let mut max = f32::NEG_INFINITY;
+                for p in 0..n {
+                    let kp = &kc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
+                    let s = qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    max = max.max(s);
+                    scores.push(s);
+                }
+                let mut sum = 0f64;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += f64::from(*s);
+                }
+                let inv = (1.0 / sum) as f32;
+                out.iter_mut().for_each(|x| *x = 0.0);
+                for (p, &s) in scores.iter().enumerate() {
+                    let w = s * inv;
+                    let vp = &vc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
+                    for (a, &b) in out.iter_mut().zip(vp) {
+                        *a += w * b;
+                    }
+                }
+            };
+            if work * (pos0 + m) > 16_384 {
+                att.par_chunks_mut(hd)
+                    .enumerate()
+                    .for_each(|(idx, out)| one(idx, out));
+            } else {
+                att.chunks_mut(hd)
+                    .enumerate()
+                    .for_each(|(idx, out)| one(idx, out));
+            }
+            for t in 0..m {
+                quantize(&att[t * e..(t + 1) * e], &mut act[t * nbe..(t + 1) * nbe]);
+            }
+            matmul(&l.wo, &act, m, &mut o);
+            for (a, b) in x.iter_mut().zip(&o) {
+                *a += b;
+            }
+            for t in 0..m {
+                self.rms_norm(
+                    &x[t * e..(t + 1) * e],
+                    &l.ffn_norm,
+                    &mut xn[t * e..(t + 1) * e],
+                );
+                quantize(&xn[t * e..(t + 1) * e], &mut act[t * nbe..(t + 1) * nbe]);
+            }
+            matmul(&l.gate, &act, m, &mut g);
+            matmul(&l.up, &act, m, &mut up);
+            for (a, &b) in g.iter_mut().zip(&up) {
+                *a = *a / (1.0 + (-*a).exp()) * b;
+            }
+            let nbf = self.n_ff / 32;
+            for t in 0..m {
+                quantize(
+                    &g[t * self.n_ff..(t + 1) * self.n_ff],
+                    &mut act[t * nbf..(t + 1) * nbf],
+                );
+            }
+            matmul(&l.down, &act, m, &mut o);
+            for (a, b) in x.iter_mut().zip(&o) {
+                *a += b;
+            }
+        }
+        state.len = pos0 + m;
+        let last = &x[(m - 1) * e..m * e];
+        let mut normed = vec![0f32; e];
+        self.rms_norm(last, &self.out_norm, &mut normed);
+        let mut a = vec![Act::default(); e / 32];
+        quantize(&normed, &mut a);
+        let head = self.output.as_ref().unwrap_or(&self.tok_embd);
+        let mut logits = vec![0f32; head.rows];
+        matmul(head, &a, 1, &mut logits);
+        Ok(logits)
+    }
+}
+
+/// A model plus one sequence's cache; cloning shares the model and starts a fresh cache.
+pub(crate) struct FastRunner {
+    pub(crate) model: Arc<FastModel>,
+    pub(crate) state: FastState,
+}
+
+impl Clone for FastRunner {
+    fn clone(&self) -> Self {
+        FastRunner {
+            model: self.model.clone(),
+            state: FastState::default(),
+        }
+    }
+}
+
+impl FastRunner {
+    /// Runs `ids` at `pos..` (`pos == 0` starts a new sequence).
+    pub(crate) fn forward(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>, String> {
+        if pos > self.state.len {
+            return Err(format!(
+                "position {pos} skips past the cached {}",
+                self.state.len
+            ));
+        }
+        self.state.len = pos;
+        self.model.forward(&mut self.state, ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rand_vec(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).max(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simd_and_scalar_kernels_agree() {
+        let cols = 256;
+        let w = rand_vec(cols, 1);
+        let x = rand_vec(cols, 2);
+        let mut act = vec![Act::default(); cols / 32];
+        quantize(&x, &mut act);
+        let q41: Vec<BQ41> = w
+            .chunks_exact(32)
+            .enumerate()
+            .map(|(i, c)| BQ41 {
+                d: 0.01 * (i + 1) as f32,
+                m: -0.05,
+                qs: std::array::from_fn(|j| {
+                    ((c[j].to_bits() & 0xF) as u8) | (((c[j + 16].to_bits() & 0xF) as u8) << 4)
+                }),
+            })
+            .collect();
+        let q40: Vec<BQ40> = q41.iter().map(|b| BQ40 { d: b.d, qs: b.qs }).collect();
+        let q80: Vec<BQ80> = w
+            .chunks_exact(32)
+            .map(|c| BQ80 {
+                d: 0.02,
+                qs: std::array::from_fn(|j| (c[j] * 127.0) as i8),
+            })
+            .collect();
+        let exact41 = scalar_q41(&q41, &act);
+        let exact40 = scalar_q40(&q40, &act);
+        let exact80 = scalar_q80(&q80, &act);
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: checked above.
+            unsafe {
+                assert!(
+                    (simd::dot_q41(&q41, &act) - exact41).abs() < 1e-3 * exact41.abs().max(1.0)
+                );
+                assert!(
+                    (simd::dot_q40(&q40, &act) - exact40).abs() < 1e-3 * exact40.abs().max(1.0)
+                );
+                assert!(
+                    (simd::dot_q80(&q80, &act) - exact80).abs() < 1e-3 * exact80.abs().max(1.0)
+                );
+            }
+        }
+        // The quantized dot approximates the float dot of the dequantized rows.
+        let mat = QMat {
+            rows: 1,
+            cols,
+            data: QData::Q41(q41),
+        };
+        let mut row = vec![0f32; cols];
+        mat.dequant_row(0, &mut row);
+        let float: f32 = row.iter().zip(&x).map(|(a, b)| a * b).sum();
+        assert!(
+            (float - exact41).abs() < 0.02 * float.abs().max(1.0),
+            "{float} vs {exact41}"
+        );
+    }
+
+    #[test]
+    fn quantize_matches_ggml_rounding() {
+        let mut x = vec![0f32; 32];
+        x[0] = 1.0;
+        x[1] = -0.5;
+        x[2] = 0.25;
+        let mut a = [Act::default()];
+        quantize(&x, &mut a);
+        assert_eq!(a[0].qs[0], 127);
+        assert_eq!(a[0].qs[1], -64); // -63.5 rounds to even
+        assert_eq!(a[0].qs[2], 32); // 31.75
+        assert_eq!(a[0].isum, 127 - 64 + 32);
+    }
+}
