@@ -62,9 +62,17 @@ pub struct Session {
 
 /// The adapters this binary links.
 pub fn registry() -> Registry {
-    Registry::new()
+    let registry = Registry::new()
         .with(merchant_ai_rules::factory())
         .with(merchant_ai_openai::factory())
+        .with(merchant_ai_alibaba::dashscope_factory())
+        .with(merchant_ai_alibaba::opensearch_factory())
+        .with(merchant_ai_alibaba::airec_factory())
+        .with(merchant_ai_alibaba::pairec_factory())
+        .with(merchant_ai_alibaba::eas_factory());
+    #[cfg(feature = "candle")]
+    let registry = registry.with(merchant_ai_candle::factory());
+    registry
 }
 
 impl Session {

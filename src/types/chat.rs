@@ -562,9 +562,6 @@ impl ChatResponse {
 }
 
 /// One event of a streamed chat completion.
-// `Finished` carries the whole `ResponseMeta` (with governance notes since it grew); events are
-// moved, not stored in bulk, so the size difference costs nothing worth a boxed API.
-#[allow(clippy::large_enum_variant)]
 #[non_exhaustive]
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]

@@ -10,9 +10,8 @@ use merchant_ai_candle::{CandleConfig, CandleProvider};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_provider_serves_all_four_capabilities_from_config() {
-    let assets = std::env::var("MERCHANT_AI_ASSETS").expect(
-        "MERCHANT_AI_ASSETS is not set: run scripts/assets and export MERCHANT_AI_ASSETS",
-    );
+    let assets = std::env::var("MERCHANT_AI_ASSETS")
+        .expect("MERCHANT_AI_ASSETS is not set: run scripts/assets and export MERCHANT_AI_ASSETS");
     let toml = format!(
         r#"
 [chat]
