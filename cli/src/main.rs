@@ -121,7 +121,7 @@ enum Command {
     /// per capability and subject region, which providers may receive which data classes,
     /// and every privacy violation in the config (exit code 2 when there is one).
     Check,
-    /// Replace personal data read from stdin with typed placeholders ([EMAIL_1], ...) on
+    /// Replace personal data read from stdin with typed placeholders (`[EMAIL_1]`, ...) on
     /// stdout, using the profile's `privacy` lists when --config is given.
     Redact(privacy::RedactArgs),
     /// Outage drill: force each provider down in turn (then all remote ones) and report who
