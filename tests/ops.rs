@@ -80,7 +80,11 @@ fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
         .with_ansi(false)
         .with_writer(move || b2.clone())
         .finish();
-    (buf, tracing::subscriber::set_default(sub))
+    let guard = tracing::subscriber::set_default(sub);
+    // Tests of this binary run in parallel, some without a subscriber: recompute callsite
+    // interest so no span or field cached as uninteresting elsewhere is missed here.
+    tracing::callsite::rebuild_interest_cache();
+    (buf, guard)
 }
 
 fn catalog() -> Vec<Product> {

@@ -72,6 +72,8 @@ pub(crate) struct Endpoint {
     pub(crate) http: reqwest::Client,
     pub(crate) url: String,
     pub(crate) headers: HeaderMap,
+    /// `timeout_ms`: the longest wait for a whole response body.
+    pub(crate) timeout: Duration,
 }
 
 impl Endpoint {
@@ -101,7 +103,16 @@ impl Endpoint {
         let status = resp.status().as_u16();
         let rid = crate::request_id(resp.headers());
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| {
+        let body = match tokio::time::timeout(self.timeout, resp.bytes()).await {
+            Ok(b) => b,
+            Err(_) => {
+                return Err(tag(Error::new(
+                    ErrorKind::Timeout,
+                    "the response body did not arrive within timeout_ms",
+                )));
+            }
+        };
+        let body = body.map_err(|e| {
             let e = transport_error(e);
             // A body that breaks off is a dropped connection, not a bad answer.
             tag(if e.kind() == ErrorKind::Decode {

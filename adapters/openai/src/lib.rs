@@ -468,6 +468,7 @@ impl OpenAiProvider {
                     http: http.clone(),
                     url,
                     headers: headers.clone(),
+                    timeout: Duration::from_millis(cfg.timeout_ms),
                 };
                 let embedder = Arc::new(OpenAiEmbedder::new(
                     ep(embed_url),
