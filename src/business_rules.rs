@@ -589,6 +589,93 @@ impl BusinessRules {
     }
 }
 
+/// Weight of each [`EventKind`](crate::EventKind) in a recommender's signals (`[...recommend.weights]`):
+/// item popularity in the rules recommender, the subject profile in the embedding recommender.
+/// A negative weight (a return) pulls away from the item.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventWeights {
+    /// A product view (default 1).
+    pub view: f64,
+    /// A click (default 1.5).
+    pub click: f64,
+    /// An add to cart (default 3).
+    pub add_to_cart: f64,
+    /// A purchase (default 5).
+    pub purchase: f64,
+    /// A return (default -5).
+    #[serde(rename = "return")]
+    pub return_: f64,
+    /// A rating (default 3). [`of`](Self::of) scales it by `(rating - 3) / 2` when the event
+    /// has a value, so a 1-star rating pulls away and a 5-star one pulls towards;
+    /// [`of_kind`](Self::of_kind) takes it as it is.
+    pub rating: f64,
+}
+
+impl Default for EventWeights {
+    fn default() -> Self {
+        EventWeights {
+            view: 1.0,
+            click: 1.5,
+            add_to_cart: 3.0,
+            purchase: 5.0,
+            return_: -5.0,
+            rating: 3.0,
+        }
+    }
+}
+
+impl EventWeights {
+    /// The weight of an event kind, whatever the event's value.
+    pub fn of_kind(&self, k: crate::types::EventKind) -> f64 {
+        use crate::types::EventKind;
+        match k {
+            EventKind::View => self.view,
+            EventKind::Click => self.click,
+            EventKind::AddToCart => self.add_to_cart,
+            EventKind::Purchase => self.purchase,
+            EventKind::Return => self.return_,
+            EventKind::Rating => self.rating,
+        }
+    }
+
+    /// The weight of one event, a rating scaled by its value.
+    pub fn of(&self, e: &crate::types::Event) -> f64 {
+        use crate::types::EventKind;
+        match e.kind {
+            EventKind::View => self.view,
+            EventKind::Click => self.click,
+            EventKind::AddToCart => self.add_to_cart,
+            EventKind::Purchase => self.purchase,
+            EventKind::Return => self.return_,
+            EventKind::Rating => match e.value.filter(|v| v.is_finite()) {
+                Some(v) => self.rating * ((v - 3.0) / 2.0).clamp(-1.0, 1.0),
+                None => self.rating,
+            },
+        }
+    }
+
+    /// Checks every weight is a finite number; the error names `path.KEY`.
+    pub fn validate(&self, path: &str) -> Result<()> {
+        for (n, w) in [
+            ("view", self.view),
+            ("click", self.click),
+            ("add_to_cart", self.add_to_cart),
+            ("purchase", self.purchase),
+            ("return", self.return_),
+            ("rating", self.rating),
+        ] {
+            if !w.is_finite() {
+                return Err(Error::config(format!(
+                    "{path}.{n} must be a finite number, got {w}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

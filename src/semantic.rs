@@ -812,75 +812,7 @@ impl Searcher for SemanticSearcher {
 // Recommend
 // ---------------------------------------------------------------------------------------------
 
-/// Weight of each [`EventKind`] in a subject's profile (`[...semantic.recommend.weights]`).
-/// A negative weight (a return) pulls the profile away from the item.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EventWeights {
-    /// A product view (default 1).
-    pub view: f64,
-    /// A click (default 1.5).
-    pub click: f64,
-    /// An add to cart (default 3).
-    pub add_to_cart: f64,
-    /// A purchase (default 5).
-    pub purchase: f64,
-    /// A return (default -5).
-    #[serde(rename = "return")]
-    pub return_: f64,
-    /// A rating (default 3), scaled by `(rating - 3) / 2` when the event has a value, so a
-    /// 1-star rating pulls away and a 5-star one pulls towards.
-    pub rating: f64,
-}
-
-impl Default for EventWeights {
-    fn default() -> Self {
-        EventWeights {
-            view: 1.0,
-            click: 1.5,
-            add_to_cart: 3.0,
-            purchase: 5.0,
-            return_: -5.0,
-            rating: 3.0,
-        }
-    }
-}
-
-impl EventWeights {
-    /// The weight of one event.
-    pub fn of(&self, e: &Event) -> f64 {
-        match e.kind {
-            EventKind::View => self.view,
-            EventKind::Click => self.click,
-            EventKind::AddToCart => self.add_to_cart,
-            EventKind::Purchase => self.purchase,
-            EventKind::Return => self.return_,
-            EventKind::Rating => match e.value.filter(|v| v.is_finite()) {
-                Some(v) => self.rating * ((v - 3.0) / 2.0).clamp(-1.0, 1.0),
-                None => self.rating,
-            },
-        }
-    }
-
-    fn validate(&self) -> Result<()> {
-        for (n, w) in [
-            ("view", self.view),
-            ("click", self.click),
-            ("add_to_cart", self.add_to_cart),
-            ("purchase", self.purchase),
-            ("return", self.return_),
-            ("rating", self.rating),
-        ] {
-            if !w.is_finite() {
-                return Err(Error::config(format!(
-                    "semantic.recommend.weights.{n} must be a finite number, got {w}"
-                )));
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::business_rules::EventWeights;
 
 /// Tuning of an [`EmbeddingRecommender`] (`[...semantic.recommend]`); every field has a default.
 #[non_exhaustive]
@@ -949,7 +881,7 @@ impl EmbeddingRecommendConfig {
     /// Checks the values; the error names the field.
     pub fn validate(&self) -> Result<()> {
         self.rules.validate()?;
-        self.weights.validate()?;
+        self.weights.validate("semantic.recommend.weights")?;
         for (n, d) in [
             ("half_life_days", self.half_life_days),
             ("popularity_half_life_days", self.popularity_half_life_days),

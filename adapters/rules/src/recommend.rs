@@ -127,52 +127,7 @@ impl Default for RecommendConfig {
     }
 }
 
-/// Weight of each [`EventKind`] (`[providers.NAME.recommend.weights]`). Event values and
-/// quantities are ignored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EventWeights {
-    /// A product view (default 1).
-    pub view: f64,
-    /// A click (default 1.5).
-    pub click: f64,
-    /// An add to cart (default 3).
-    pub add_to_cart: f64,
-    /// A purchase (default 5).
-    pub purchase: f64,
-    /// A return (default -5: cancels a purchase).
-    #[serde(rename = "return")]
-    pub return_: f64,
-    /// A rating, whatever its value (default 3).
-    pub rating: f64,
-}
-
-impl Default for EventWeights {
-    fn default() -> Self {
-        EventWeights {
-            view: 1.0,
-            click: 1.5,
-            add_to_cart: 3.0,
-            purchase: 5.0,
-            return_: -5.0,
-            rating: 3.0,
-        }
-    }
-}
-
-impl EventWeights {
-    fn of(&self, k: EventKind) -> f64 {
-        match k {
-            EventKind::View => self.view,
-            EventKind::Click => self.click,
-            EventKind::AddToCart => self.add_to_cart,
-            EventKind::Purchase => self.purchase,
-            EventKind::Return => self.return_,
-            EventKind::Rating => self.rating,
-            _ => 0.0,
-        }
-    }
-}
+pub use merchant_ai::business_rules::EventWeights;
 
 /// Weight of each candidate source in the blend (`[providers.NAME.recommend.blend]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -588,7 +543,7 @@ impl RulesRecommender {
             let keep = st.max_day - 1;
             st.cap.retain(|k, _| k.2 >= keep);
         }
-        let w = cfg.weights.of(e.kind);
+        let w = cfg.weights.of_kind(e.kind);
         let (fp, fh) = st.factors(
             ts,
             cfg.half_life_days * DAY,
