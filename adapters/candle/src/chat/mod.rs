@@ -18,6 +18,7 @@
 
 mod fast;
 mod generate;
+mod ggml;
 mod json;
 mod model;
 mod sampling;

