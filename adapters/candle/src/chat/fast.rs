@@ -16,7 +16,7 @@ use candle_core::{Device, Result as CResult};
 use half::f16;
 use rayon::prelude::*;
 
-use super::ggml::{HeadCache, Path, Scratch, attend, swiglu};
+use super::ggml::{HeadCache, Path, Scratch, attend, round_f16, swiglu};
 
 /// A Q4_1 block: 32 weights `d * q + m`, q in 0..16.
 #[derive(Clone, Copy)]
@@ -377,28 +377,48 @@ unsafe impl Send for Out {}
 // SAFETY: as above.
 unsafe impl Sync for Out {}
 
-/// `out[t * rows + r] = W[r] . x[t]` for `m` tokens, rows split across threads.
-fn matmul(w: &QMat, x: &[Act], m: usize, out: &mut [f32]) {
-    let nb = w.cols / 32;
-    let rows = w.rows;
-    debug_assert!(x.len() >= m * nb && out.len() >= m * rows);
+/// `outs[i][t * rows_i + r] = ws[i][r] . x[t]` for `m` tokens: several matrices over the same
+/// activations (q, k and v; gate and up) in one parallel region, rows split across threads.
+fn matmul_group(ws: &[&QMat], x: &[Act], m: usize, outs: &mut [&mut [f32]]) {
+    debug_assert_eq!(ws.len(), outs.len());
     let avx2 = has_avx2();
-    let ptr = Out(out.as_mut_ptr());
     let chunk = if m == 1 { 64 } else { 16 };
-    let n_chunks = rows.div_ceil(chunk);
-    (0..n_chunks).into_par_iter().for_each(|c| {
-        let p = ptr;
-        let r0 = c * chunk;
+    let mut starts = Vec::with_capacity(ws.len());
+    let mut total = 0;
+    for (w, out) in ws.iter().zip(outs.iter()) {
+        assert!(x.len() >= m * (w.cols / 32) && out.len() >= m * w.rows);
+        starts.push(total);
+        total += w.rows.div_ceil(chunk);
+    }
+    let ptrs: Vec<Out> = outs.iter_mut().map(|o| Out(o.as_mut_ptr())).collect();
+    let body = |c: usize| {
+        let wi = starts.partition_point(|&s| s <= c) - 1;
+        let w = ws[wi];
+        let p = ptrs[wi];
+        let nb = w.cols / 32;
+        let rows = w.rows;
+        let r0 = (c - starts[wi]) * chunk;
         let r1 = (r0 + chunk).min(rows);
         for t in 0..m {
             let xt = &x[t * nb..(t + 1) * nb];
             for r in r0..r1 {
                 let v = w.dot(r, xt, avx2);
-                // SAFETY: t < m, r < rows: in bounds, and each (t, r) is written by one thread.
+                // SAFETY: t < m, r < rows (asserted above): in bounds, and each (t, r) of each
+                // output is written by one task.
                 unsafe { *p.0.add(t * rows + r) = v };
             }
         }
-    });
+    };
+    if rayon::current_num_threads() == 1 {
+        (0..total).for_each(body);
+    } else {
+        (0..total).into_par_iter().for_each(body);
+    }
+}
+
+/// One matrix: `out[t * rows + r] = W[r] . x[t]`.
+fn matmul(w: &QMat, x: &[Act], m: usize, out: &mut [f32]) {
+    matmul_group(&[w], x, m, &mut [out]);
 }
 
 struct Layer {
@@ -432,8 +452,8 @@ pub(crate) struct FastModel {
 /// One sequence's KV cache and scratch buffers.
 #[derive(Default)]
 pub(crate) struct FastState {
-    k: Vec<Vec<f16>>,
-    v: Vec<Vec<f16>>,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
     len: usize,
 }
 
@@ -631,9 +651,12 @@ impl FastModel {
             for t in 0..m {
                 quantize(&xn[t * e..(t + 1) * e], &mut act[t * nbe..(t + 1) * nbe]);
             }
-            matmul(&l.wq, &act, m, &mut q);
-            matmul(&l.wk, &act, m, &mut k);
-            matmul(&l.wv, &act, m, &mut v);
+            matmul_group(
+                &[&l.wq, &l.wk, &l.wv],
+                &act,
+                m,
+                &mut [&mut q, &mut k, &mut v],
+            );
             for t in 0..m {
                 self.rope(&mut q[t * e..(t + 1) * e], pos0 + t);
                 self.rope(&mut k[t * kvd..(t + 1) * kvd], pos0 + t);
@@ -642,8 +665,8 @@ impl FastModel {
             let vc = &mut state.v[li];
             kc.truncate(pos0 * kvd);
             vc.truncate(pos0 * kvd);
-            kc.extend(k.iter().map(|&a| f16::from_f32(a)));
-            vc.extend(v.iter().map(|&a| f16::from_f32(a)));
+            kc.extend(k.iter().map(|&a| round_f16(a)));
+            vc.extend(v.iter().map(|&a| round_f16(a)));
             let (kc, vc) = (&state.k[li], &state.v[li]);
             // Attention, one task per (token, head), with llama.cpp's arithmetic.
             let path = if m > 1 { Path::Batch } else { Path::Single };
@@ -685,8 +708,7 @@ impl FastModel {
                 );
                 quantize(&xn[t * e..(t + 1) * e], &mut act[t * nbe..(t + 1) * nbe]);
             }
-            matmul(&l.gate, &act, m, &mut g);
-            matmul(&l.up, &act, m, &mut up);
+            matmul_group(&[&l.gate, &l.up], &act, m, &mut [&mut g, &mut up]);
             swiglu(&mut g, &up);
             let nbf = self.n_ff / 32;
             for t in 0..m {
@@ -738,7 +760,14 @@ impl FastRunner {
             ));
         }
         self.state.len = pos;
-        self.model.forward(&mut self.state, ids)
+        let (model, state) = (&self.model, &mut self.state);
+        if rayon::current_thread_index().is_some() {
+            model.forward(state, ids)
+        } else {
+            // On a pool thread, the forward pass's parallel matrix products split there instead
+            // of each one hopping from this thread into the pool and back.
+            rayon::scope(|_| model.forward(state, ids))
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //! downstream, and a few such flips decide a near-tie between two tokens. Matching llama.cpp
 //! therefore means matching its float operations exactly, not approximately:
 //! - the KV cache and the query are rounded to f16 (llama.cpp's default cache type), and so are
-//!   the attention weights before they multiply V;
+//!   the attention weights before they multiply V (the cache keeps the rounded values as f32, so
+//!   reading it costs no conversion);
 //! - dot products accumulate in 16 lanes with fused multiply-adds and reduce in the same tree as
 //!   the AVX-512 build of ggml (`_mm512_reduce_add_ps`): one accumulator for a prompt (the
 //!   llamafile tinyBLAS path), four for a single token (`ggml_vec_dot_f16`);
@@ -96,12 +97,20 @@ pub(crate) enum Path {
     Single,
 }
 
-/// One head's K and V rows in the f16 cache: row `p` of K is `k[p * stride + off..][..hd]`.
+/// Rounds `x` to the nearest f16 (ties to even), kept as the f32 of the same value: the cache
+/// holds f16 values without paying a conversion on every read.
+#[inline(always)]
+pub(crate) fn round_f16(x: f32) -> f32 {
+    f16::from_f32(x).to_f32()
+}
+
+/// One head's K and V rows in the cache (f16 values held as f32): row `p` of K is
+/// `k[p * stride + off..][..hd]`.
 pub(crate) struct HeadCache<'a> {
-    /// The layer's K cache (f16), `stride` values per position.
-    pub k: &'a [f16],
-    /// The layer's V cache (f16), as K.
-    pub v: &'a [f16],
+    /// The layer's K cache, `stride` values per position.
+    pub k: &'a [f32],
+    /// The layer's V cache, as K.
+    pub v: &'a [f32],
     /// Values per position (all KV heads).
     pub stride: usize,
     /// Offset of this head within a position.
@@ -109,13 +118,13 @@ pub(crate) struct HeadCache<'a> {
 }
 
 #[inline(always)]
-fn dot_f16(q: &[f32], k: &[f16], path: Path) -> f32 {
+fn dot_f16(q: &[f32], k: &[f32], path: Path) -> f32 {
     match path {
         Path::Batch => {
             let mut acc = [0f32; LANES];
             for (qc, kc) in q.chunks_exact(LANES).zip(k.chunks_exact(LANES)) {
                 for l in 0..LANES {
-                    acc[l] = kc[l].to_f32().mul_add(qc[l], acc[l]);
+                    acc[l] = kc[l].mul_add(qc[l], acc[l]);
                 }
             }
             reduce16(&acc)
@@ -127,7 +136,7 @@ fn dot_f16(q: &[f32], k: &[f16], path: Path) -> f32 {
                 for j in 0..4 {
                     for l in 0..LANES {
                         let i = j * LANES + l;
-                        acc[j][l] = ks[i].to_f32().mul_add(qs[i], acc[j][l]);
+                        acc[j][l] = ks[i].mul_add(qs[i], acc[j][l]);
                     }
                 }
             }
@@ -135,7 +144,7 @@ fn dot_f16(q: &[f32], k: &[f16], path: Path) -> f32 {
             let rest: f64 = q[np..]
                 .iter()
                 .zip(&k[np..])
-                .map(|(&a, b)| f64::from(b.to_f32() * a))
+                .map(|(&a, &b)| f64::from(b * a))
                 .sum();
             (sumf + rest) as f32
         }
@@ -177,7 +186,7 @@ fn attend_body(
 ) {
     let hd = q.len();
     s.q.clear();
-    s.q.extend(q.iter().map(|&a| f16::from_f32(a).to_f32()));
+    s.q.extend(q.iter().map(|&a| round_f16(a)));
     let np = n.div_ceil(LANES) * LANES;
     s.e.clear();
     s.e.resize(np, 0.0);
@@ -202,7 +211,7 @@ fn attend_body(
     }
     let inv = (1.0 / sum) as f32;
     s.w.clear();
-    s.w.extend(s.e[..n].iter().map(|&x| f16::from_f32(x * inv).to_f32()));
+    s.w.extend(s.e[..n].iter().map(|&x| round_f16(x * inv)));
     // Weights times V: per output dimension, lanes over positions (the zero weights of the
     // padded positions add nothing).
     let groups = match path {
@@ -220,7 +229,7 @@ fn attend_body(
         let vrow = &cache.v[base..base + hd];
         let acc = &mut s.acc[slot * hd..(slot + 1) * hd];
         for (a, v) in acc.iter_mut().zip(vrow) {
-            *a = w.mul_add(v.to_f32(), *a);
+            *a = w.mul_add(*v, *a);
         }
     }
     for (d, o) in out.iter_mut().enumerate() {
@@ -347,11 +356,11 @@ mod tests {
     fn attention_weights_sum_to_one_and_pick_the_matching_key() {
         let hd = 64;
         let n = 40;
-        let mut k = vec![f16::ZERO; n * hd];
-        let mut v = vec![f16::ZERO; n * hd];
+        let mut k = vec![0f32; n * hd];
+        let mut v = vec![0f32; n * hd];
         for p in 0..n {
-            k[p * hd + p % hd] = f16::from_f32(8.0);
-            v[p * hd] = f16::from_f32(p as f32);
+            k[p * hd + p % hd] = 8.0;
+            v[p * hd] = p as f32;
         }
         let mut q = vec![0f32; hd];
         q[7] = 8.0;
