@@ -5,18 +5,19 @@
 //! on a 135M model that per-token overhead dominates. Here the weights are read from the GGUF
 //! with candle, then the forward pass runs over preallocated buffers: activations are quantized
 //! to 8 bits per 32-value block (as ggml does), dot products use AVX2 when the CPU has it (checked
-//! at run time, scalar code otherwise), rows are split across the rayon pool, and the KV cache is
-//! written in place. Prefill multiplies each weight row with all prompt tokens while it is in
-//! cache.
+//! at run time; the scalar code performs the same operations in the same order), the pass runs
+//! on a team of threads that meet at spinning barriers (`chat::team`; as many threads as the
+//! current rayon pool has), and the KV cache is written in place. Prefill multiplies each weight
+//! row with all prompt tokens while it is in cache. Attention, SwiGLU and RoPE use llama.cpp's
+//! exact arithmetic (`chat::ggml`), so the logits equal llama.cpp's bit for bit.
 
 use std::sync::{Arc, OnceLock};
 
+use super::ggml::{HeadCache, Path, Scratch, attend, round_f16, swiglu};
+use super::team::{Shared, SpinBarrier, share};
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Result as CResult};
 use half::f16;
-use rayon::prelude::*;
-
-use super::ggml::{HeadCache, Path, Scratch, attend, round_f16, swiglu};
 
 /// A Q4_1 block: 32 weights `d * q + m`, q in 0..16.
 #[derive(Clone, Copy)]
@@ -369,56 +370,54 @@ fn quantize(x: &[f32], out: &mut [Act]) {
     }
 }
 
-/// A raw pointer that may cross threads; writers touch disjoint indices.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: only used for disjoint writes inside one parallel region that outlives no borrow.
-unsafe impl Send for Out {}
-// SAFETY: as above.
-unsafe impl Sync for Out {}
+/// Rows per unit of work when a team splits matrix products.
+const ROW_UNIT: usize = 4;
 
-/// `outs[i][t * rows_i + r] = ws[i][r] . x[t]` for `m` tokens: several matrices over the same
-/// activations (q, k and v; gate and up) in one parallel region, rows split across threads.
-fn matmul_group(ws: &[&QMat], x: &[Act], m: usize, outs: &mut [&mut [f32]]) {
-    debug_assert_eq!(ws.len(), outs.len());
+/// This thread's share of `outs[i][t * rows_i + r] = ws[i][r] . x[t]` for `m` tokens: several
+/// matrices over the same activations (q, k and v; gate and up) split as one list of rows.
+///
+/// # Safety
+/// The team splits the rows with the same `ws` and `nth`; nobody writes `x` or reads `outs`
+/// until the next barrier.
+unsafe fn matmul_share(
+    ws: &[&QMat],
+    x: &Shared<'_, Act>,
+    m: usize,
+    outs: &[&Shared<'_, f32>],
+    ith: usize,
+    nth: usize,
+) {
     let avx2 = has_avx2();
-    let chunk = if m == 1 { 64 } else { 16 };
-    let mut starts = Vec::with_capacity(ws.len());
-    let mut total = 0;
-    for (w, out) in ws.iter().zip(outs.iter()) {
-        assert!(x.len() >= m * (w.cols / 32) && out.len() >= m * w.rows);
-        starts.push(total);
-        total += w.rows.div_ceil(chunk);
-    }
-    let ptrs: Vec<Out> = outs.iter_mut().map(|o| Out(o.as_mut_ptr())).collect();
-    let body = |c: usize| {
-        let wi = starts.partition_point(|&s| s <= c) - 1;
-        let w = ws[wi];
-        let p = ptrs[wi];
+    let total: usize = ws.iter().map(|w| w.rows.div_ceil(ROW_UNIT)).sum();
+    let mine = share(total, ith, nth);
+    let mut start = 0;
+    for (w, out) in ws.iter().zip(outs) {
+        let units = w.rows.div_ceil(ROW_UNIT);
+        let (a, b) = (mine.start.max(start), mine.end.min(start + units));
+        start += units;
+        if a >= b {
+            continue;
+        }
+        let (r0, r1) = (
+            (a - (start - units)) * ROW_UNIT,
+            ((b - (start - units)) * ROW_UNIT).min(w.rows),
+        );
         let nb = w.cols / 32;
-        let rows = w.rows;
-        let r0 = (c - starts[wi]) * chunk;
-        let r1 = (r0 + chunk).min(rows);
-        for t in 0..m {
-            let xt = &x[t * nb..(t + 1) * nb];
-            for r in r0..r1 {
-                let v = w.dot(r, xt, avx2);
-                // SAFETY: t < m, r < rows (asserted above): in bounds, and each (t, r) of each
-                // output is written by one task.
-                unsafe { *p.0.add(t * rows + r) = v };
+        // SAFETY: nobody writes the activations in this step (the caller's promise).
+        let xs = unsafe { x.get(0..m * nb) };
+        // Blocks of rows stay in cache while every token passes over them.
+        for rb in (r0..r1).step_by(16) {
+            let re = (rb + 16).min(r1);
+            for t in 0..m {
+                let xt = &xs[t * nb..(t + 1) * nb];
+                // SAFETY: rows rb..re of token t are this thread's alone in this step.
+                let o = unsafe { out.get_mut(t * w.rows + rb..t * w.rows + re) };
+                for (r, v) in (rb..re).zip(o.iter_mut()) {
+                    *v = w.dot(r, xt, avx2);
+                }
             }
         }
-    };
-    if rayon::current_num_threads() == 1 {
-        (0..total).for_each(body);
-    } else {
-        (0..total).into_par_iter().for_each(body);
     }
-}
-
-/// One matrix: `out[t * rows + r] = W[r] . x[t]`.
-fn matmul(w: &QMat, x: &[Act], m: usize, out: &mut [f32]) {
-    matmul_group(&[w], x, m, &mut [out]);
 }
 
 struct Layer {
@@ -600,11 +599,12 @@ impl FastModel {
     }
 
     /// Runs `ids` at positions `state.len..`; returns the logits of the last token.
+    ///
+    /// The pass runs on a team of `rayon::current_num_threads()` threads (see `chat::team`).
     pub(crate) fn forward(&self, state: &mut FastState, ids: &[u32]) -> Result<Vec<f32>, String> {
         let m = ids.len();
         let e = self.n_embd;
-        let hd = self.head_dim;
-        let kvd = self.n_kv_head * hd;
+        let kvd = self.n_kv_head * self.head_dim;
         let pos0 = state.len;
         if m == 0 {
             return Err("no tokens to run".into());
@@ -623,115 +623,253 @@ impl FastModel {
             state.k = vec![Vec::new(); self.layers.len()];
             state.v = vec![Vec::new(); self.layers.len()];
         }
+        // The cache grows before the pass so that the team writes its rows in place.
+        for c in state.k.iter_mut().chain(state.v.iter_mut()) {
+            c.truncate(pos0 * kvd);
+            c.resize((pos0 + m) * kvd, 0.0);
+        }
         let mut x = vec![0f32; m * e];
         for (t, &id) in ids.iter().enumerate() {
             self.tok_embd
                 .dequant_row(id as usize, &mut x[t * e..(t + 1) * e]);
         }
-        let mut xn = vec![0f32; m * e];
-        let mut act = vec![Act::default(); m * (self.n_ff.max(e) / 32)];
-        let mut q = vec![0f32; m * e];
-        let mut k = vec![0f32; m * kvd];
-        let mut v = vec![0f32; m * kvd];
-        let mut att = vec![0f32; m * e];
-        let mut o = vec![0f32; m * e];
-        let mut g = vec![0f32; m * self.n_ff];
-        let mut up = vec![0f32; m * self.n_ff];
-        let group = self.n_head / self.n_kv_head;
+        let nf = self.n_ff;
+        let head = self.output.as_ref().unwrap_or(&self.tok_embd);
+        let (mut xn, mut q, mut att, mut o) = (
+            vec![0f32; m * e],
+            vec![0f32; m * e],
+            vec![0f32; m * e],
+            vec![0f32; m * e],
+        );
+        let (mut k, mut v) = (vec![0f32; m * kvd], vec![0f32; m * kvd]);
+        let (mut g, mut up) = (vec![0f32; m * nf], vec![0f32; m * nf]);
+        let mut act = vec![Act::default(); m * (nf.max(e) / 32)];
+        let mut logits = vec![0f32; head.rows];
+        let nth = rayon::current_num_threads().max(1);
+        let pass = Pass {
+            model: self,
+            m,
+            pos0,
+            x: Shared::new(&mut x),
+            xn: Shared::new(&mut xn),
+            q: Shared::new(&mut q),
+            k: Shared::new(&mut k),
+            v: Shared::new(&mut v),
+            att: Shared::new(&mut att),
+            o: Shared::new(&mut o),
+            g: Shared::new(&mut g),
+            up: Shared::new(&mut up),
+            act: Shared::new(&mut act),
+            logits: Shared::new(&mut logits),
+            k_cache: state.k.iter_mut().map(|c| Shared::new(c)).collect(),
+            v_cache: state.v.iter_mut().map(|c| Shared::new(c)).collect(),
+            barrier: SpinBarrier::new(nth),
+        };
+        if nth == 1 {
+            pass.run(0, 1);
+        } else {
+            std::thread::scope(|s| {
+                for ith in 1..nth {
+                    let pass = &pass;
+                    s.spawn(move || pass.run(ith, nth));
+                }
+                pass.run(0, nth);
+            });
+        }
+        drop(pass);
+        state.len = pos0 + m;
+        Ok(logits)
+    }
+}
+
+/// One forward pass: the model, the buffers the team shares, and its barrier.
+struct Pass<'a> {
+    model: &'a FastModel,
+    m: usize,
+    pos0: usize,
+    x: Shared<'a, f32>,
+    xn: Shared<'a, f32>,
+    q: Shared<'a, f32>,
+    k: Shared<'a, f32>,
+    v: Shared<'a, f32>,
+    att: Shared<'a, f32>,
+    o: Shared<'a, f32>,
+    g: Shared<'a, f32>,
+    up: Shared<'a, f32>,
+    act: Shared<'a, Act>,
+    logits: Shared<'a, f32>,
+    k_cache: Vec<Shared<'a, f32>>,
+    v_cache: Vec<Shared<'a, f32>>,
+    barrier: SpinBarrier,
+}
+
+impl Pass<'_> {
+    /// Thread `ith` of `nth`: every step takes its share, and a barrier separates a step that
+    /// writes a buffer from the steps that read it. The `unsafe` blocks below rely on exactly
+    /// that: within a step, each thread writes only its share, and reads only buffers no step
+    /// in flight writes.
+    fn run(&self, ith: usize, nth: usize) {
+        let _poison = self.barrier.guard();
+        let md = self.model;
+        let (m, e, hd, nf) = (self.m, md.n_embd, md.head_dim, md.n_ff);
+        let kvd = md.n_kv_head * hd;
+        let (nbe, nbf) = (e / 32, nf / 32);
+        let group = md.n_head / md.n_kv_head;
         let scale = 1.0 / (hd as f32).sqrt();
-        for (li, l) in self.layers.iter().enumerate() {
-            for t in 0..m {
-                self.rms_norm(
-                    &x[t * e..(t + 1) * e],
-                    &l.attn_norm,
-                    &mut xn[t * e..(t + 1) * e],
+        let path = if m > 1 { Path::Batch } else { Path::Single };
+        let tokens = share(m, ith, nth);
+        let mut scratch = Scratch::default();
+        let b = &self.barrier;
+        for (li, l) in md.layers.iter().enumerate() {
+            // The previous layer's FFN output joins the residual; attention norm; 8 bits.
+            for t in tokens.clone() {
+                let row = t * e..(t + 1) * e;
+                // SAFETY: token rows are this thread's share in this step.
+                unsafe {
+                    let x = self.x.get_mut(row.clone());
+                    if li > 0 {
+                        for (a, &o) in x.iter_mut().zip(self.o.get(row.clone())) {
+                            *a += o;
+                        }
+                    }
+                    let xn = self.xn.get_mut(row.clone());
+                    md.rms_norm(x, &l.attn_norm, xn);
+                    quantize(xn, self.act.get_mut(t * nbe..(t + 1) * nbe));
+                }
+            }
+            b.wait();
+            // SAFETY: rows split by `matmul_share`; `act` is read-only in this step.
+            unsafe {
+                matmul_share(
+                    &[&l.wq, &l.wk, &l.wv],
+                    &self.act,
+                    m,
+                    &[&self.q, &self.k, &self.v],
+                    ith,
+                    nth,
                 );
             }
-            let nbe = e / 32;
-            for t in 0..m {
-                quantize(&xn[t * e..(t + 1) * e], &mut act[t * nbe..(t + 1) * nbe]);
+            b.wait();
+            // RoPE and the cache rows (f16 values).
+            for t in tokens.clone() {
+                let pos = self.pos0 + t;
+                // SAFETY: token rows (and their cache rows) are this thread's share.
+                unsafe {
+                    md.rope(self.q.get_mut(t * e..(t + 1) * e), pos);
+                    let kt = self.k.get_mut(t * kvd..(t + 1) * kvd);
+                    md.rope(kt, pos);
+                    let kc = self.k_cache[li].get_mut(pos * kvd..(pos + 1) * kvd);
+                    for (c, &a) in kc.iter_mut().zip(kt.iter()) {
+                        *c = round_f16(a);
+                    }
+                    let vc = self.v_cache[li].get_mut(pos * kvd..(pos + 1) * kvd);
+                    for (c, &a) in vc.iter_mut().zip(self.v.get(t * kvd..(t + 1) * kvd)) {
+                        *c = round_f16(a);
+                    }
+                }
             }
-            matmul_group(
-                &[&l.wq, &l.wk, &l.wv],
-                &act,
-                m,
-                &mut [&mut q, &mut k, &mut v],
-            );
-            for t in 0..m {
-                self.rope(&mut q[t * e..(t + 1) * e], pos0 + t);
-                self.rope(&mut k[t * kvd..(t + 1) * kvd], pos0 + t);
-            }
-            let kc = &mut state.k[li];
-            let vc = &mut state.v[li];
-            kc.truncate(pos0 * kvd);
-            vc.truncate(pos0 * kvd);
-            kc.extend(k.iter().map(|&a| round_f16(a)));
-            vc.extend(v.iter().map(|&a| round_f16(a)));
-            let (kc, vc) = (&state.k[li], &state.v[li]);
-            // Attention, one task per (token, head), with llama.cpp's arithmetic.
-            let path = if m > 1 { Path::Batch } else { Path::Single };
-            let work = m * self.n_head;
-            let one = |scratch: &mut Scratch, idx: usize, out: &mut [f32]| {
-                let t = idx / self.n_head;
-                let h = idx % self.n_head;
-                let cache = HeadCache {
-                    k: kc,
-                    v: vc,
-                    stride: kvd,
-                    off: (h / group) * hd,
-                };
-                let qh = &q[t * e + h * hd..t * e + (h + 1) * hd];
-                attend(qh, &cache, pos0 + t + 1, scale, path, scratch, out);
-            };
-            if work * (pos0 + m) > 16_384 {
-                att.par_chunks_mut(hd)
-                    .enumerate()
-                    .for_each_init(Scratch::default, |s, (idx, out)| one(s, idx, out));
-            } else {
-                let mut scratch = Scratch::default();
-                att.chunks_mut(hd)
-                    .enumerate()
-                    .for_each(|(idx, out)| one(&mut scratch, idx, out));
-            }
-            for t in 0..m {
-                quantize(&att[t * e..(t + 1) * e], &mut act[t * nbe..(t + 1) * nbe]);
-            }
-            matmul(&l.wo, &act, m, &mut o);
-            for (a, b) in x.iter_mut().zip(&o) {
-                *a += b;
-            }
-            for t in 0..m {
-                self.rms_norm(
-                    &x[t * e..(t + 1) * e],
-                    &l.ffn_norm,
-                    &mut xn[t * e..(t + 1) * e],
+            b.wait();
+            // Attention: (token, head) pairs split across the team, llama.cpp's arithmetic.
+            let n_all = self.pos0 + m;
+            // SAFETY: the caches and q are read-only in this step; each (token, head) output
+            // slice is written by the thread whose share holds it.
+            unsafe {
+                let (kc, vc) = (
+                    self.k_cache[li].get(0..n_all * kvd),
+                    self.v_cache[li].get(0..n_all * kvd),
                 );
-                quantize(&xn[t * e..(t + 1) * e], &mut act[t * nbe..(t + 1) * nbe]);
+                for idx in share(m * md.n_head, ith, nth) {
+                    let (t, h) = (idx / md.n_head, idx % md.n_head);
+                    let cache = HeadCache {
+                        k: kc,
+                        v: vc,
+                        stride: kvd,
+                        off: (h / group) * hd,
+                    };
+                    let at = t * e + h * hd;
+                    let qh = self.q.get(at..at + hd);
+                    let out = self.att.get_mut(at..at + hd);
+                    attend(
+                        qh,
+                        &cache,
+                        self.pos0 + t + 1,
+                        scale,
+                        path,
+                        &mut scratch,
+                        out,
+                    );
+                }
             }
-            matmul_group(&[&l.gate, &l.up], &act, m, &mut [&mut g, &mut up]);
-            swiglu(&mut g, &up);
-            let nbf = self.n_ff / 32;
-            for t in 0..m {
+            b.wait();
+            let blocks = share(m * nbe, ith, nth);
+            // SAFETY: 32-value blocks are this thread's share.
+            unsafe {
                 quantize(
-                    &g[t * self.n_ff..(t + 1) * self.n_ff],
-                    &mut act[t * nbf..(t + 1) * nbf],
+                    self.att.get(blocks.start * 32..blocks.end * 32),
+                    self.act.get_mut(blocks),
                 );
             }
-            matmul(&l.down, &act, m, &mut o);
-            for (a, b) in x.iter_mut().zip(&o) {
-                *a += b;
+            b.wait();
+            // SAFETY: as for q, k, v.
+            unsafe { matmul_share(&[&l.wo], &self.act, m, &[&self.o], ith, nth) };
+            b.wait();
+            for t in tokens.clone() {
+                let row = t * e..(t + 1) * e;
+                // SAFETY: token rows are this thread's share.
+                unsafe {
+                    let x = self.x.get_mut(row.clone());
+                    for (a, &o) in x.iter_mut().zip(self.o.get(row.clone())) {
+                        *a += o;
+                    }
+                    let xn = self.xn.get_mut(row.clone());
+                    md.rms_norm(x, &l.ffn_norm, xn);
+                    quantize(xn, self.act.get_mut(t * nbe..(t + 1) * nbe));
+                }
+            }
+            b.wait();
+            // SAFETY: as for q, k, v.
+            unsafe {
+                matmul_share(
+                    &[&l.gate, &l.up],
+                    &self.act,
+                    m,
+                    &[&self.g, &self.up],
+                    ith,
+                    nth,
+                );
+            }
+            b.wait();
+            let blocks = share(m * nbf, ith, nth);
+            // SAFETY: 32-value blocks are this thread's share.
+            unsafe {
+                let span = blocks.start * 32..blocks.end * 32;
+                let g = self.g.get_mut(span.clone());
+                swiglu(g, self.up.get(span));
+                quantize(g, self.act.get_mut(blocks));
+            }
+            b.wait();
+            // SAFETY: as for q, k, v.
+            unsafe { matmul_share(&[&l.down], &self.act, m, &[&self.o], ith, nth) };
+            b.wait();
+        }
+        // The last token: residual, output norm, 8 bits, then the vocabulary split.
+        if ith == 0 {
+            let row = (m - 1) * e..m * e;
+            // SAFETY: only thread 0 runs this step.
+            unsafe {
+                let x = self.x.get_mut(row.clone());
+                for (a, &o) in x.iter_mut().zip(self.o.get(row.clone())) {
+                    *a += o;
+                }
+                let xn = self.xn.get_mut(row);
+                md.rms_norm(x, &md.out_norm, xn);
+                quantize(xn, self.act.get_mut(0..nbe));
             }
         }
-        state.len = pos0 + m;
-        let last = &x[(m - 1) * e..m * e];
-        let mut normed = vec![0f32; e];
-        self.rms_norm(last, &self.out_norm, &mut normed);
-        let mut a = vec![Act::default(); e / 32];
-        quantize(&normed, &mut a);
-        let head = self.output.as_ref().unwrap_or(&self.tok_embd);
-        let mut logits = vec![0f32; head.rows];
-        matmul(head, &a, 1, &mut logits);
-        Ok(logits)
+        b.wait();
+        let head = md.output.as_ref().unwrap_or(&md.tok_embd);
+        // SAFETY: as for q, k, v.
+        unsafe { matmul_share(&[head], &self.act, 1, &[&self.logits], ith, nth) };
     }
 }
 
@@ -760,14 +898,7 @@ impl FastRunner {
             ));
         }
         self.state.len = pos;
-        let (model, state) = (&self.model, &mut self.state);
-        if rayon::current_thread_index().is_some() {
-            model.forward(state, ids)
-        } else {
-            // On a pool thread, the forward pass's parallel matrix products split there instead
-            // of each one hopping from this thread into the pool and back.
-            rayon::scope(|_| model.forward(state, ids))
-        }
+        self.model.forward(&mut self.state, ids)
     }
 }
 

@@ -22,6 +22,7 @@ mod ggml;
 mod json;
 mod model;
 mod sampling;
+mod team;
 mod template;
 mod tokenizer;
 
