@@ -162,6 +162,30 @@ impl QMat {
         }
     }
 
+    /// Rows `r` and `r + 1` with the same activations: one pass over `x`, two independent
+    /// accumulations (each in the single-row order, so the bits are the same as `dot`'s).
+    #[inline]
+    fn dot2(&self, r: usize, x: &[Act], avx2: bool) -> (f32, f32) {
+        let nb = self.cols / 32;
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            match &self.data {
+                QData::Q41(b) => {
+                    let (w0, w1) = (&b[r * nb..(r + 1) * nb], &b[(r + 1) * nb..(r + 2) * nb]);
+                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                    return unsafe { simd::dot2_q41(w0, w1, x) };
+                }
+                QData::Q80(b) => {
+                    let (w0, w1) = (&b[r * nb..(r + 1) * nb], &b[(r + 1) * nb..(r + 2) * nb]);
+                    // SAFETY: as above.
+                    return unsafe { simd::dot2_q80(w0, w1, x) };
+                }
+                QData::Q40(_) => {}
+            }
+        }
+        (self.dot(r, x, avx2), self.dot(r + 1, x, avx2))
+    }
+
     /// The dot product of row `r` with quantized activations `x` (cols / 32 blocks).
     #[inline]
     fn dot(&self, r: usize, x: &[Act], avx2: bool) -> f32 {
@@ -335,6 +359,47 @@ mod simd {
         hsum(acc) - corr
     }
 
+    /// `dot_q41` for two rows at once.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot2_q41(w0: &[BQ41], w1: &[BQ41], x: &[Act]) -> (f32, f32) {
+        let ones = _mm256_set1_epi16(1);
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut summs0, mut summs1) = (0f32, 0f32);
+        for ((a0, a1), b) in w0.iter().zip(w1).zip(x) {
+            // SAFETY: fixed-size arrays.
+            let (q0, q1, y) = unsafe { (nibbles(&a0.qs), nibbles(&a1.qs), load32(&b.qs)) };
+            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, y), ones);
+            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1, y), ones);
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(a0.d * b.d), _mm256_cvtepi32_ps(p0), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(a1.d * b.d), _mm256_cvtepi32_ps(p1), acc1);
+            summs0 += a0.m * b.s;
+            summs1 += a1.m * b.s;
+        }
+        (hsum(acc0) + summs0, hsum(acc1) + summs1)
+    }
+
+    /// `dot_q80` for two rows at once.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot2_q80(w0: &[BQ80], w1: &[BQ80], x: &[Act]) -> (f32, f32) {
+        let ones = _mm256_set1_epi16(1);
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for ((a0, a1), b) in w0.iter().zip(w1).zip(x) {
+            // SAFETY: fixed-size arrays.
+            let (q0, q1, y) = unsafe { (load32(&a0.qs), load32(&a1.qs), load32(&b.qs)) };
+            let p0 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_sign_epi8(q0, q0), _mm256_sign_epi8(y, q0)),
+                ones,
+            );
+            let p1 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_sign_epi8(q1, q1), _mm256_sign_epi8(y, q1)),
+                ones,
+            );
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(a0.d * b.d), _mm256_cvtepi32_ps(p0), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(a1.d * b.d), _mm256_cvtepi32_ps(p1), acc1);
+        }
+        (hsum(acc0), hsum(acc1))
+    }
+
     /// Q8_0 weights times Q8_0 activations.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_q80(w: &[BQ80], x: &[Act]) -> f32 {
@@ -412,8 +477,17 @@ unsafe fn matmul_share(
                 let xt = &xs[t * nb..(t + 1) * nb];
                 // SAFETY: rows rb..re of token t are this thread's alone in this step.
                 let o = unsafe { out.get_mut(t * w.rows + rb..t * w.rows + re) };
-                for (r, v) in (rb..re).zip(o.iter_mut()) {
-                    *v = w.dot(r, xt, avx2);
+                let mut r = rb;
+                // Two rows at a time pays for a prompt; a single token is faster one row at a
+                // time (measured: P7 decode 71 vs 54 tok/s).
+                while m > 1 && r + 1 < re {
+                    let (a, b) = w.dot2(r, xt, avx2);
+                    o[r - rb] = a;
+                    o[r + 1 - rb] = b;
+                    r += 2;
+                }
+                for r in r..re {
+                    o[r - rb] = w.dot(r, xt, avx2);
                 }
             }
         }
@@ -960,6 +1034,34 @@ mod tests {
                 assert_eq!(simd::dot_q41(&q41, &act).to_bits(), exact41.to_bits());
                 assert_eq!(simd::dot_q40(&q40, &act).to_bits(), exact40.to_bits());
                 assert_eq!(simd::dot_q80(&q80, &act).to_bits(), exact80.to_bits());
+            }
+        }
+        // Two rows at once: the same bits as one at a time.
+        let two41 = QMat {
+            rows: 2,
+            cols,
+            data: QData::Q41(
+                q41.iter()
+                    .chain(
+                        q41.iter()
+                            .map(|b| BQ41 { d: b.d * 0.5, ..*b })
+                            .collect::<Vec<_>>()
+                            .iter(),
+                    )
+                    .copied()
+                    .collect(),
+            ),
+        };
+        let two80 = QMat {
+            rows: 2,
+            cols,
+            data: QData::Q80(q80.iter().chain(q80.iter().rev()).copied().collect()),
+        };
+        for m in [&two41, &two80] {
+            for avx2 in [false, has_avx2()] {
+                let (a, b) = m.dot2(0, &act, avx2);
+                assert_eq!(a.to_bits(), m.dot(0, &act, avx2).to_bits());
+                assert_eq!(b.to_bits(), m.dot(1, &act, avx2).to_bits());
             }
         }
         // The quantized dot approximates the float dot of the dequantized rows.
