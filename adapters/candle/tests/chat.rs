@@ -213,7 +213,7 @@ async fn json_mode_always_parses() {
         let req = ChatRequest::new(vec![Message::user(
             "Describe a teapot for sale as JSON with name and price.",
         )])
-        .with_response_format(fmt)
+        .with_response_format(fmt.clone())
         .with_temperature(temp)
         .with_seed(seed)
         .with_max_tokens(40);
@@ -221,7 +221,15 @@ async fn json_mode_always_parses() {
         let v: serde_json::Value = serde_json::from_str(&r.text)
             .unwrap_or_else(|e| panic!("temperature {temp}: {e}: {:?}", r.text));
         assert!(v.is_object());
-        assert_eq!(r.format_used, Some(ResponseFormat::JsonObject));
+        match &fmt {
+            ResponseFormat::JsonSchema { .. } => {
+                // Enforced: the declared types hold.
+                assert_eq!(r.format_used.as_ref(), Some(&fmt));
+                assert!(v.get("name").is_none_or(|n| n.is_string()), "{v}");
+                assert!(v.get("price").is_none_or(|p| p.is_number()), "{v}");
+            }
+            _ => assert_eq!(r.format_used, Some(ResponseFormat::JsonObject)),
+        }
         let s = collect_stream(m.chat_stream(req).await.unwrap())
             .await
             .unwrap();
@@ -241,6 +249,80 @@ async fn json_mode_always_parses() {
             .unwrap()
             .is_object()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_schema_is_enforced_token_by_token() {
+    let m = chat();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "price_cents": {"type": "integer"},
+            "colour": {"enum": ["black", "white", "green"]},
+            "in_stock": {"type": "boolean"},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3}
+        },
+        "required": ["name", "price_cents", "colour", "in_stock"],
+        "additionalProperties": false
+    });
+    let fmt = ResponseFormat::JsonSchema {
+        name: "teapot".into(),
+        schema,
+        strict: true,
+    };
+    for (temp, seed) in [(0.0, 1), (0.8, 2), (1.3, 3), (1.3, 4)] {
+        let r = m
+            .chat(
+                ChatRequest::new(vec![Message::user("Describe a teapot for sale.")])
+                    .with_response_format(fmt.clone())
+                    .with_temperature(temp)
+                    .with_seed(seed)
+                    .with_max_tokens(120),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.format_used.as_ref(), Some(&fmt));
+        if r.finish_reason == FinishReason::Length {
+            continue; // cut short: closed as JSON, not necessarily complete
+        }
+        let v: serde_json::Value = serde_json::from_str(&r.text).unwrap();
+        let o = v.as_object().unwrap();
+        let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+        for k in &keys {
+            assert!(
+                ["name", "price_cents", "colour", "in_stock", "tags"].contains(k),
+                "{v}"
+            );
+        }
+        assert!(o["name"].is_string(), "{v}");
+        assert!(
+            o["price_cents"].is_i64() || o["price_cents"].is_u64(),
+            "{v}"
+        );
+        assert!(
+            ["black", "white", "green"].contains(&o["colour"].as_str().unwrap()),
+            "{v}"
+        );
+        assert!(o["in_stock"].is_boolean(), "{v}");
+        if let Some(t) = o.get("tags") {
+            let t = t.as_array().unwrap();
+            assert!(t.len() <= 3 && t.iter().all(|x| x.is_string()), "{v}");
+        }
+    }
+    // A strict schema the engine cannot enforce is refused, saying why.
+    let e = m
+        .chat(greedy(vec![Message::user("Hi")], 8).with_response_format(
+            ResponseFormat::JsonSchema {
+                name: "list".into(),
+                schema: serde_json::json!({"type": "array"}),
+                strict: true,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.message().contains("top-level"), "{}", e.message());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +346,9 @@ async fn forced_tool_calls_have_json_arguments() {
     assert_eq!(r.finish_reason, FinishReason::ToolCalls);
     assert_eq!(r.tool_calls.len(), 1);
     assert_eq!(r.tool_calls[0].name, "order_status");
-    assert!(r.tool_calls[0].arguments_json().unwrap().is_object());
+    // The tool's schema is enforced: the required id is there, as a string.
+    let args = r.tool_calls[0].arguments_json().unwrap();
+    assert!(args["order_id"].is_string(), "{args}");
     let s = collect_stream(m.chat_stream(req).await.unwrap())
         .await
         .unwrap();

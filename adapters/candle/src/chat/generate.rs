@@ -2,11 +2,45 @@
 //! text deltas as complete UTF-8, holding back what could still become a stop sequence.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use merchant_ai::{FinishReason, Result};
 
-use super::json::{JsonState, TokenTrie, close_document};
+use super::json::{ByteMachine, JsonState, TokenTrie, close_document};
+use super::schema::{Guide, Schema};
+
+/// The constraint on a JSON answer: the syntax alone, or the syntax and a schema.
+// Copied per candidate token on purpose (testing a token must not disturb the state); the
+// token-trie walk copies the variant itself, not the enum.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy)]
+enum Constraint<'a> {
+    Json(JsonState),
+    Schema(Guide<'a>),
+}
+
+impl ByteMachine for Constraint<'_> {
+    fn step(&mut self, b: u8) -> bool {
+        match self {
+            Constraint::Json(j) => j.step(b),
+            Constraint::Schema(g) => g.step(b),
+        }
+    }
+}
+
+impl Constraint<'_> {
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        bytes.iter().all(|&b| self.step(b))
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Constraint::Json(j) => j.is_done(),
+            Constraint::Schema(g) => g.is_done(),
+        }
+    }
+}
 use super::model::Weights;
 use super::sampling::{Sampler, SamplingParams};
 
@@ -18,6 +52,8 @@ pub(crate) struct Job {
     pub(crate) stop: Vec<String>,
     /// Constrain the output to a JSON object.
     pub(crate) json: bool,
+    /// ...valid against this schema too.
+    pub(crate) schema: Option<Arc<Schema>>,
     /// Generate exactly `max_tokens` tokens, ignoring end-of-turn tokens (benchmarks).
     pub(crate) ignore_eos: bool,
 }
@@ -112,7 +148,10 @@ pub(crate) fn run(
         emitted: 0,
         text: String::new(),
     };
-    let mut json = JsonState::new();
+    let mut json = match job.schema.as_deref() {
+        Some(schema) => Constraint::Schema(Guide::new(schema)),
+        None => Constraint::Json(JsonState::new()),
+    };
     let mut mask: Vec<bool> = Vec::new();
     let mut tokens = Vec::new();
     let mut finish = FinishReason::Length;
@@ -142,7 +181,10 @@ pub(crate) fn run(
                 && let Some(trie) = vocab.trie
             {
                 mask.resize(logits.len(), false);
-                trie.allowed(json, &mut mask);
+                match json {
+                    Constraint::Json(j) => trie.allowed(j, &mut mask),
+                    Constraint::Schema(g) => trie.allowed(g, &mut mask),
+                }
                 let m = &mask;
                 sampler.choose(&logits, Some(&|t| m[t as usize]))
             } else {

@@ -13,7 +13,7 @@ pub(crate) const MAX_DEPTH: u32 = 60;
 const MAX_WS_RUN: u8 = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Num {
+pub(super) enum Num {
     Minus,
     Zero,
     Int,
@@ -31,7 +31,7 @@ impl Num {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     /// Before the top-level object.
     Start,
     /// A value must follow (after `:` or `,` in an array); `first` after `[` (so `]` is fine).
@@ -62,6 +62,18 @@ enum Mode {
 
 const LITERALS: [&[u8]; 3] = [b"true", b"false", b"null"];
 
+/// A byte-level recogniser the token trie can walk: `step` says whether a byte may follow.
+pub(crate) trait ByteMachine: Copy {
+    /// Feeds one byte; `false` (and the state unspecified) when it cannot follow.
+    fn step(&mut self, b: u8) -> bool;
+}
+
+impl ByteMachine for JsonState {
+    fn step(&mut self, b: u8) -> bool {
+        JsonState::step(self, b)
+    }
+}
+
 /// An incremental JSON recogniser (top-level value: an object).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JsonState {
@@ -87,6 +99,11 @@ impl JsonState {
             mode: Mode::Start,
             ws: 0,
         }
+    }
+
+    /// Where the recogniser is.
+    pub(super) fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// Whether the document is complete.
@@ -409,7 +426,7 @@ impl JsonState {
     }
 }
 
-fn number_step(n: Num, b: u8) -> Option<Num> {
+pub(super) fn number_step(n: Num, b: u8) -> Option<Num> {
     Some(match (n, b) {
         (Num::Minus, b'0') => Num::Zero,
         (Num::Minus, b'1'..=b'9') => Num::Int,
@@ -482,9 +499,9 @@ impl TokenTrie {
     }
 
     /// Marks in `allowed` (one flag per token) every token that can follow `state`.
-    pub(crate) fn allowed(&self, state: JsonState, allowed: &mut [bool]) {
+    pub(crate) fn allowed<S: ByteMachine>(&self, state: S, allowed: &mut [bool]) {
         allowed.iter_mut().for_each(|a| *a = false);
-        let mut stack: Vec<(u32, JsonState)> = Vec::with_capacity(256);
+        let mut stack: Vec<(u32, S)> = Vec::with_capacity(256);
         for &(b, child) in &self.children[0] {
             let mut s = state;
             if s.step(b) {

@@ -8,8 +8,14 @@
 //!   stop sequences, a token limit;
 //! - [`ResponseFormat::JsonObject`] and `JsonSchema` by constrained decoding: only tokens that
 //!   keep the output a valid JSON prefix are eligible, and the document is closed if the token
-//!   limit cuts it; a forced tool call ([`ToolChoice::Tool`] or `Required`) generates its
-//!   arguments the same way;
+//!   limit cuts it. A `JsonSchema` is enforced token by token too (types, enums and consts,
+//!   properties, required keys, `additionalProperties`, items and their counts, local `$ref`,
+//!   `anyOf` of distinct types; not string patterns, formats or numeric ranges); `format_used`
+//!   says `JsonSchema` when it was, and a `strict` schema the engine cannot enforce is refused
+//!   with the reason. A forced tool call ([`ToolChoice::Tool`] or `Required`) generates its
+//!   arguments the same way, against the tool's parameter schema (closed to the declared
+//!   parameters unless it says otherwise), and `Required` over several tools can only name one
+//!   of them;
 //! - generation runs on a blocking thread, never on the async runtime; dropping a
 //!   [`ChatStream`] stops it at the next token.
 //!
@@ -22,6 +28,7 @@ mod ggml;
 mod json;
 mod model;
 mod sampling;
+mod schema;
 mod team;
 mod template;
 mod tokenizer;
@@ -48,6 +55,7 @@ use generate::{Job, Outcome, Vocab};
 use json::TokenTrie;
 use model::Weights;
 use sampling::SamplingParams;
+use schema::Schema;
 use template::Template;
 use tokenizer::ChatTokenizer;
 
@@ -419,6 +427,7 @@ impl CandleChat {
             },
             stop: Vec::new(),
             json: false,
+            schema: None,
             ignore_eos,
         };
         let out = self.run_job(job, &mut |_| true, &|| false)?;
@@ -466,6 +475,7 @@ impl CandleChat {
         let mut tool = None;
         let mut tool_by_name = false;
         let mut json = false;
+        let mut guide: Option<Arc<Schema>> = None;
         let mut format_used = None;
         match &req.response_format {
             ResponseFormat::Text => {}
@@ -474,13 +484,30 @@ impl CandleChat {
                 extra.push("Answer with one JSON object only.".to_owned());
                 format_used = Some(ResponseFormat::JsonObject);
             }
-            ResponseFormat::JsonSchema { name, schema, .. } => {
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+            } => {
                 json = true;
                 extra.push(format!(
                     "Answer with one JSON object only, following the JSON Schema \"{name}\": {schema}"
                 ));
-                // The output is guaranteed JSON; the schema guides the model but is not enforced.
-                format_used = Some(ResponseFormat::JsonObject);
+                match Schema::compile(schema) {
+                    // Enforced token by token (see `schema` for the keywords).
+                    Ok(compiled) => {
+                        guide = Some(Arc::new(compiled));
+                        format_used = Some(req.response_format.clone());
+                    }
+                    Err(why) if *strict => {
+                        return Err(Error::unsupported(format!(
+                            "response_format: the local chat model cannot enforce this schema \
+                             strictly: {why}"
+                        )));
+                    }
+                    // Not strict: the output is still guaranteed JSON, guided by the prompt.
+                    Err(_) => format_used = Some(ResponseFormat::JsonObject),
+                }
             }
             _ => {
                 return Err(Error::unsupported(
@@ -518,6 +545,8 @@ impl CandleChat {
                              object following this JSON Schema: {}",
                             t.name, t.description, t.parameters
                         ));
+                        // The arguments follow the tool's schema when it can be enforced.
+                        guide = Schema::compile_parameters(&t.parameters).ok().map(Arc::new);
                         tool = Some(name);
                     }
                     None => {
@@ -537,6 +566,19 @@ impl CandleChat {
                             list.join("\n")
                         ));
                         tool_by_name = true;
+                        // The name is one of the tools'; the arguments an object.
+                        let names: Vec<&str> = req.tools.iter().map(|t| t.name.as_str()).collect();
+                        guide = Schema::compile(&serde_json::json!({
+                            "type": "object",
+                            "properties": {
+                                "name": {"enum": names},
+                                "arguments": {"type": "object"}
+                            },
+                            "required": ["name", "arguments"],
+                            "additionalProperties": false
+                        }))
+                        .ok()
+                        .map(Arc::new);
                     }
                 }
             }
@@ -586,6 +628,7 @@ impl CandleChat {
                     },
                     stop: req.stop.clone(),
                     json,
+                    schema: guide,
                     ignore_eos: ignore_eos && !json,
                 },
                 tool,
