@@ -249,12 +249,24 @@ impl Redactor {
             (PiiKind::Name, |r, t| r.names.find(t)),
             (PiiKind::Address, |r, t| r.addresses.find(t)),
         ];
+        // Full-width forms (common in Chinese and Japanese input: `１３８００１３８０００`,
+        // `ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ`) are read as their ASCII counterparts, and the
+        // spans found map back onto the original text.
+        let folded = fold_full_width(text);
         let mut out: Vec<Finding> = Vec::new();
         for (kind, f) in order {
             if !self.kinds.contains(&kind) {
                 continue;
             }
-            for (start, end) in f(self, text) {
+            let literal = matches!(kind, PiiKind::Name | PiiKind::Address);
+            let spans = match &folded {
+                Some((ascii, map)) if !literal => f(self, ascii)
+                    .into_iter()
+                    .map(|(s, e)| (map[s], map[e]))
+                    .collect(),
+                _ => f(self, text),
+            };
+            for (start, end) in spans {
                 if !out.iter().any(|o| o.start < end && start < o.end) {
                     out.push(Finding { kind, start, end });
                 }
@@ -272,6 +284,33 @@ impl Redactor {
         }
         m
     }
+}
+
+/// `text` with full-width digits, letters and `＠．＋－＿`, and the ideographic space, folded to
+/// ASCII, and for every byte offset of the folded text (and its end) the offset in `text`;
+/// `None` when there is nothing to fold.
+fn fold_full_width(text: &str) -> Option<(String, Vec<usize>)> {
+    // Digits, letters and the characters values are written with; not the full-width
+    // punctuation around them (a `：` before an IPv6 address must not become part of it).
+    let fold = |c: char| match c {
+        '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' | '＠' | '．' | '＋' | '－' | '＿' => {
+            char::from_u32(c as u32 - 0xFEE0)
+        }
+        '\u{3000}' => Some(' '),
+        _ => None,
+    };
+    if !text.chars().any(|c| fold(c).is_some()) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(text.len() + 1);
+    for (at, c) in text.char_indices() {
+        let f = fold(c).unwrap_or(c);
+        map.extend(std::iter::repeat_n(at, f.len_utf8()));
+        out.push(f);
+    }
+    map.push(text.len());
+    Some((out, map))
 }
 
 /// One detector: the spans it finds in a text.
@@ -464,6 +503,18 @@ mod tests {
         assert_eq!(v.restore("x [EMAIL_2] [EMAIL_9]"), "x c@d.co [EMAIL_9]");
         let dbg = format!("{v:?}");
         assert!(!dbg.contains("a@b.co"));
+    }
+
+    #[test]
+    fn full_width_forms_are_found_and_restored_as_written() {
+        let r = Redactor::standard();
+        let mut v = Vault::new();
+        let text = "电话：１３８００１３８０００，邮箱ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ，卡号４１１１　１１１１　１１１１　１１１１。";
+        let red = v.redact(&r, text);
+        assert_eq!(red, "电话：[PHONE_1]，邮箱[EMAIL_1]，卡号[CARD_1]。");
+        assert_eq!(v.restore(&red), text);
+        // Plain full-width punctuation alone is not a finding.
+        assert!(r.find("（价格：１２元）").is_empty());
     }
 
     #[test]
