@@ -11,6 +11,21 @@ use merchant_ai::*;
 struct Recording {
     info: ProviderInfo,
     queries: Mutex<Vec<String>>,
+    events: Mutex<Vec<Event>>,
+}
+
+#[async_trait]
+impl Recommender for Recording {
+    async fn record(&self, events: Vec<Event>) -> Result<()> {
+        self.events.lock().unwrap().extend(events);
+        Ok(())
+    }
+    async fn recommend(&self, _: RecommendRequest) -> Result<RecommendResponse> {
+        Ok(RecommendResponse::new(
+            Vec::new(),
+            ResponseMeta::new("remote"),
+        ))
+    }
 }
 
 #[async_trait]
@@ -42,7 +57,7 @@ impl Provider for Remote {
         Some(self.0.clone())
     }
     fn recommender(&self) -> Option<Arc<dyn Recommender>> {
-        None
+        Some(self.0.clone())
     }
     fn chat_model(&self) -> Option<Arc<dyn ChatModel>> {
         None
@@ -59,14 +74,17 @@ fn client(policy: PrivacyPolicy) -> (Client, Arc<Recording>) {
             "recording",
             Some("us-east-1".into()),
             Some(Jurisdiction::new("US")),
-            Capabilities::none().with_search(),
+            Capabilities::none().with_search().with_recommend(),
         ),
         queries: Mutex::new(Vec::new()),
+        events: Mutex::new(Vec::new()),
     });
     let p: Arc<dyn Provider> = Arc::new(Remote(rec.clone()));
     let c = Client::builder("t")
         .privacy(policy)
-        .route(Capability::Search, vec![("remote".into(), p)])
+        .route(Capability::Search, vec![("remote".into(), p.clone())])
+        .unwrap()
+        .route(Capability::Recommend, vec![("remote".into(), p)])
         .unwrap()
         .build();
     (c, rec)
@@ -109,6 +127,41 @@ async fn consent_and_residency_refuse_a_remote_searcher() {
         .unwrap_err();
     assert!(e.message().contains("residency.*.personal"), "{e}");
     assert!(rec.queries.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn events_without_consent_never_reach_a_remote_recommender() {
+    let at = chrono::Utc::now();
+    let events = || {
+        vec![
+            Event::new("granted", "p1", EventKind::View, at).with_consent(Consent::Granted),
+            Event::new("denied", "p1", EventKind::View, at).with_consent(Consent::Denied),
+            Event::new("unknown", "p1", EventKind::View, at),
+        ]
+    };
+    let subjects = |rec: &Recording| -> Vec<String> {
+        rec.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.subject.as_str().to_owned())
+            .collect()
+    };
+    let (c, rec) = client(PrivacyPolicy::default());
+    c.recommender().unwrap().record(events()).await.unwrap();
+    assert_eq!(subjects(&rec), ["granted", "unknown"]);
+
+    let cfg: PrivacyConfig = toml::from_str("consent_unknown = \"deny\"\n").unwrap();
+    let (c, rec) = client(PrivacyPolicy::new(cfg, "profiles.t.privacy").unwrap());
+    c.recommender().unwrap().record(events()).await.unwrap();
+    assert_eq!(subjects(&rec), ["granted"]);
+    // Nothing left to send: the call succeeds without reaching the provider.
+    c.recommender()
+        .unwrap()
+        .record(vec![events().remove(1)])
+        .await
+        .unwrap();
+    assert_eq!(subjects(&rec), ["granted"]);
 }
 
 #[test]

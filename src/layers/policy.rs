@@ -5,7 +5,8 @@
 //!
 //! - **Consent.** A subject who denied AI processing ([`Consent::Denied`]) never reaches a
 //!   provider whose data leaves the process; `consent_unknown = "deny"` treats an unknown
-//!   consent the same way.
+//!   consent the same way. Recorded events carry their own [`Event::consent`]: those without
+//!   consent are withheld from such a provider (the rest of the batch goes through).
 //! - **Residency.** `residency.REGION.CLASS = [jurisdictions]` says which jurisdictions may
 //!   receive data of class `CLASS` about subjects of `REGION` (`"*"` as a region: every other
 //!   region; `"*"` in the list: anywhere). A remote provider whose jurisdiction is not listed,
@@ -396,6 +397,19 @@ impl Gate {
         }
     }
 
+    /// Whether `event` may reach this provider: always in process; outside, only with the
+    /// subject's consent (or unknown consent when the profile allows it).
+    fn admits_event(&self, event: &Event) -> bool {
+        if !self.info.data_leaves_process {
+            return true;
+        }
+        match event.consent {
+            Consent::Denied => false,
+            Consent::Unknown => self.policy.cfg.consent_unknown != ConsentDefault::Deny,
+            _ => true,
+        }
+    }
+
     fn admit(&self, ctx: &RequestContext) -> Result<PiiMode> {
         self.policy
             .admit(&self.info, ctx)
@@ -526,7 +540,22 @@ impl Searcher for Gated<dyn Searcher> {
 #[async_trait]
 impl Recommender for Gated<dyn Recommender> {
     async fn record(&self, events: Vec<Event>) -> Result<()> {
-        self.inner.record(events).await
+        let before = events.len();
+        let kept: Vec<Event> = events
+            .into_iter()
+            .filter(|e| self.gate.admits_event(e))
+            .collect();
+        if kept.len() < before {
+            tracing::debug!(
+                provider = %self.gate.name,
+                withheld = before - kept.len(),
+                "events withheld from a provider outside the process (consent)"
+            );
+        }
+        if kept.is_empty() {
+            return Ok(());
+        }
+        self.inner.record(kept).await
     }
     async fn recommend(&self, req: RecommendRequest) -> Result<RecommendResponse> {
         self.gate.admit(&req.ctx)?;

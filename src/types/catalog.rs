@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::common::{Money, ProductId, SubjectId};
+use super::common::{Consent, Money, ProductId, SubjectId};
 use crate::error::{Error, Result};
 
 /// Title and description in one more language.
@@ -289,6 +289,11 @@ pub struct Event {
     /// The recommendation or search trace id this event follows from, for feedback.
     #[serde(default)]
     pub trace_id: Option<String>,
+    /// The subject's consent to AI processing. A provider whose data leaves the process never
+    /// receives an event marked [`Consent::Denied`] (nor an [`Consent::Unknown`] one when the
+    /// profile's `consent_unknown` is `"deny"`); in-process providers receive every event.
+    #[serde(default)]
+    pub consent: Consent,
 }
 
 fn one() -> u32 {
@@ -304,6 +309,8 @@ setters!(Event {
     value: f64 => with_value, some;
     /// Links the event to a recommendation's trace id.
     trace_id: String => with_trace_id, ?;
+    /// Sets the subject's consent.
+    consent: Consent => with_consent, =;
 });
 
 impl Event {
@@ -323,6 +330,7 @@ impl Event {
             value: None,
             timestamp,
             trace_id: None,
+            consent: Consent::Unknown,
         }
     }
 }
