@@ -1264,6 +1264,24 @@ fn trace_id(req: &RecommendRequest) -> String {
     format!("emb-{:016x}", fnv(&key))
 }
 
+impl EmbeddingRecommender {
+    /// Drops everything recorded about `subject` (its event history, purchases and last
+    /// purchase); returns how many records went. Popularity is an anonymous aggregate and stays.
+    pub fn forget_subject(&self, subject: &SubjectId) -> u64 {
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        st.subjects.remove(subject).map_or(0, |h| {
+            (h.events.len() + h.bought.len() + usize::from(h.last_purchase.is_some())) as u64
+        })
+    }
+}
+
+#[async_trait]
+impl crate::erasure::SubjectEraser for EmbeddingRecommender {
+    async fn forget(&self, subject: &SubjectId) -> Result<u64> {
+        Ok(self.forget_subject(subject))
+    }
+}
+
 #[async_trait]
 impl Recommender for EmbeddingRecommender {
     async fn record(&self, events: Vec<Event>) -> Result<()> {

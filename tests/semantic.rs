@@ -432,6 +432,42 @@ async fn profile_follows_recent_weighty_items() {
 }
 
 #[tokio::test]
+async fn erasure_drops_a_subjects_history() {
+    let s = loaded(Counting::new()).await;
+    let rec = &s.recommender;
+    rec.record(vec![
+        Event::new("u1", "ct-005", EventKind::Purchase, at(0)),
+        Event::new("u1", "ct-001", EventKind::View, at(10)),
+        Event::new("u2", "ct-002", EventKind::View, at(11)),
+    ])
+    .await
+    .unwrap();
+    let home = |who: &str| {
+        RecommendRequest::new(Scene::Home)
+            .with_subject(who)
+            .with_limit(3)
+    };
+    let stranger = rec.recommend(home("nobody")).await.unwrap();
+    assert_ne!(
+        rec.recommend(home("u1")).await.unwrap().items,
+        stranger.items
+    );
+    let eraser: Arc<dyn merchant_ai::erasure::SubjectEraser> = rec.clone();
+    // Two events, one purchase, one last purchase.
+    assert_eq!(eraser.forget(&"u1".into()).await.unwrap(), 4);
+    assert_eq!(eraser.forget(&"u1".into()).await.unwrap(), 0);
+    // u1 is a stranger now; u2 is untouched.
+    assert_eq!(
+        rec.recommend(home("u1")).await.unwrap().items,
+        stranger.items
+    );
+    assert_ne!(
+        rec.recommend(home("u2")).await.unwrap().items,
+        stranger.items
+    );
+}
+
+#[tokio::test]
 async fn anchor_similar_items_with_reasons_and_rules() {
     let s = loaded(Counting::new()).await;
     let rec = &s.recommender;

@@ -549,6 +549,12 @@ impl Provider for OpenAiProvider {
             .as_ref()
             .map(|s| s.recommender.clone() as Arc<dyn Recommender>)
     }
+    /// The embedding recommender keeps shoppers' histories in process: erasure drops one.
+    fn eraser(&self) -> Option<Arc<dyn merchant_ai::erasure::SubjectEraser>> {
+        self.semantic
+            .as_ref()
+            .map(|s| s.recommender.clone() as Arc<dyn merchant_ai::erasure::SubjectEraser>)
+    }
     fn chat_model(&self) -> Option<Arc<dyn ChatModel>> {
         self.info
             .capabilities
