@@ -17,6 +17,14 @@
 //!   compared as numbers in the shop's currency (no exchange rates). Negations are not parsed:
 //!   "we can't give a 50% discount" is held too, which only costs a review.
 //!
+//! - **tool calls** (`tools`): per tool, a limit per numeric argument (`amount = 100`, or a
+//!   dotted path into nested arguments: `"refund.amount" = 100`). A call whose argument is above
+//!   its limit, or present but not a number (`"amount": "all"`), is held; a numeric string
+//!   (`"120.50"`) counts as its number. A held reply loses all its tool calls (the app never
+//!   executes them), carries the safe reply, and ends with `FinishReason::Stop`. In a stream,
+//!   argument fragments (`ToolCallDelta`) pass; the complete `ToolCall` event is what an app
+//!   executes, and a held one (and any after it) is withheld.
+//!
 //! A held output carries [`Decision::NeedsReview`] in its [`ResponseMeta::decision`] with the
 //! rule and a reason made of numbers, and goes to the [`ReviewSink`] (in memory, or JSON lines
 //! with `review_path`). A held chat reply is replaced by the safe reply (the Chinese one when
@@ -45,6 +53,9 @@
 //!
 //! [profiles.prod.thresholds.reorder]
 //! max_quantity = 1000
+//!
+//! [profiles.prod.thresholds.tools.issue_refund]
+//! amount = 100
 //! ```
 
 use std::collections::VecDeque;
@@ -153,6 +164,9 @@ pub struct ThresholdsConfig {
     pub forecast: Option<ForecastRule>,
     /// Reorder limits.
     pub reorder: Option<ReorderRule>,
+    /// Tool-call limits: tool name, then argument (a key, or a dotted path) and its largest
+    /// value.
+    pub tools: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
 }
 
 impl Default for ThresholdsConfig {
@@ -166,6 +180,7 @@ impl Default for ThresholdsConfig {
             chat: None,
             forecast: None,
             reorder: None,
+            tools: Default::default(),
         }
     }
 }
@@ -212,6 +227,22 @@ impl ThresholdsConfig {
             check_limit(&p, "max_quantity", r.max_quantity)?;
             check_limit(&p, "max_value", r.max_value)?;
         }
+        for (tool, limits) in &self.tools {
+            let p = format!("{path}.tools.{tool}");
+            if limits.is_empty() {
+                return Err(Error::config(format!(
+                    "{p}: names no argument (e.g. amount = 100)"
+                )));
+            }
+            for (arg, v) in limits {
+                if arg.split('.').any(str::is_empty) {
+                    return Err(Error::config(format!(
+                        "{p}.{arg}: is not an argument name or a dotted path"
+                    )));
+                }
+                check_limit(&p, arg, Some(*v))?;
+            }
+        }
         Ok(())
     }
 }
@@ -234,6 +265,11 @@ pub enum HeldContent {
         /// The series over the limit.
         series: Vec<HeldSeries>,
     },
+    /// Tool calls a reply made (none was passed on: the caller got the safe reply).
+    ToolCalls {
+        /// The calls, arguments as the model wrote them.
+        calls: Vec<ToolCall>,
+    },
     /// A reorder suggestion.
     Reorder {
         /// The item (SKU).
@@ -255,6 +291,7 @@ impl fmt::Debug for HeldContent {
             HeldContent::Forecast { series } => {
                 f.debug_struct("Forecast").field("series", series).finish()
             }
+            HeldContent::ToolCalls { calls } => f.debug_tuple("ToolCalls").field(calls).finish(),
             HeldContent::Reorder {
                 item,
                 replenishment,
@@ -1020,6 +1057,65 @@ impl Thresholds {
         )
     }
 
+    fn tool_rules(&self) -> bool {
+        self.cfg.enabled && !self.cfg.tools.is_empty()
+    }
+
+    /// The decision on a reply's tool calls: held when an argument with a limit is above it or
+    /// not a number.
+    pub fn check_tool_calls(&self, calls: &[ToolCall]) -> Decision {
+        if !self.cfg.enabled {
+            return Decision::Automatic;
+        }
+        for call in calls {
+            let Some(limits) = self.cfg.tools.get(&call.name) else {
+                continue;
+            };
+            let args = call.arguments_json().ok();
+            for (path, &max) in limits {
+                let rule = format!("tools.{}.{path}", call.name);
+                let Some(args) = &args else {
+                    return Decision::NeedsReview {
+                        rule,
+                        reason: format!("the {} arguments are not JSON", call.name),
+                    };
+                };
+                let value = path.split('.').try_fold(args, |v, k| v.get(k));
+                let number = match value {
+                    None | Some(serde_json::Value::Null) => continue,
+                    Some(serde_json::Value::Number(n)) => n.as_f64(),
+                    Some(serde_json::Value::String(t)) => t.trim().parse::<f64>().ok(),
+                    Some(_) => None,
+                };
+                match number {
+                    Some(x) if x.is_finite() && x <= max => {}
+                    Some(x) if x.is_finite() => {
+                        return Decision::NeedsReview {
+                            rule,
+                            reason: format!(
+                                "{} {path} {} is above {}",
+                                call.name,
+                                fmt_num(x),
+                                fmt_num(max)
+                            ),
+                        };
+                    }
+                    _ => {
+                        return Decision::NeedsReview {
+                            rule,
+                            reason: format!(
+                                "{} {path} is not a number (limit {})",
+                                call.name,
+                                fmt_num(max)
+                            ),
+                        };
+                    }
+                }
+            }
+        }
+        Decision::Automatic
+    }
+
     /// The decision on a reorder suggestion for `item`, with the unit cost if known.
     pub fn check_reorder(&self, r: &Replenishment, unit_cost: Option<f64>) -> Decision {
         let Some(rule) = self.cfg.reorder.as_ref().filter(|_| self.cfg.enabled) else {
@@ -1172,11 +1268,29 @@ impl Forecaster for ThresholdLayer<dyn Forecaster> {
 #[async_trait]
 impl ChatModel for ThresholdLayer<dyn ChatModel> {
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse> {
-        if self.rules.chat_rule().is_none() {
+        if self.rules.chat_rule().is_none() && !self.rules.tool_rules() {
             return self.inner.chat(req).await;
         }
         let ctx = req.ctx.clone();
         let mut resp = self.inner.chat(req).await?;
+        let tools = self.rules.check_tool_calls(&resp.tool_calls);
+        if let Decision::NeedsReview { rule, reason } = &tools {
+            let calls = std::mem::take(&mut resp.tool_calls);
+            resp.text = self.rules.safe_reply(&resp.text).to_owned();
+            resp.finish_reason = FinishReason::Stop;
+            self.rules
+                .hold(
+                    rule,
+                    reason,
+                    Some(Capability::Chat),
+                    Some(&resp.meta.provider),
+                    &ctx,
+                    HeldContent::ToolCalls { calls },
+                )
+                .await;
+            resp.meta.decision = tools;
+            return Ok(resp);
+        }
         let d = self.rules.check_chat(&resp.text);
         if let Decision::NeedsReview { rule, reason } = &d {
             let original = std::mem::take(&mut resp.text);
@@ -1197,7 +1311,7 @@ impl ChatModel for ThresholdLayer<dyn ChatModel> {
     }
 
     async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream> {
-        if self.rules.chat_rule().is_none() {
+        if self.rules.chat_rule().is_none() && !self.rules.tool_rules() {
             return self.inner.chat_stream(req).await;
         }
         let ctx = req.ctx.clone();
@@ -1209,6 +1323,7 @@ impl ChatModel for ThresholdLayer<dyn ChatModel> {
             buffer: String::new(),
             released: String::new(),
             held: None,
+            held_calls: None,
             done: false,
         };
         let s = futures::stream::unfold(st, |mut st| async move {
@@ -1233,6 +1348,8 @@ struct HoldState {
     released: String,
     /// The decision and the model's text, once held.
     held: Option<(Decision, String)>,
+    /// The decision and the withheld calls, once a tool call is held.
+    held_calls: Option<(Decision, Vec<ToolCall>)>,
     done: bool,
 }
 
@@ -1254,6 +1371,10 @@ fn last_sentence_end(s: &str) -> Option<usize> {
 impl HoldState {
     /// Checks `text`; when held, records the decision and returns the safe reply to send.
     fn check(&mut self, text: String) -> Option<String> {
+        if self.rules.chat_rule().is_none() {
+            self.released.push_str(&text);
+            return Some(text).filter(|t| !t.is_empty());
+        }
         let d = self.rules.check_chat(&text);
         if d.needs_review() {
             // The model's whole reply goes to review: what was released, this text, and what
@@ -1297,12 +1418,51 @@ impl HoldState {
                     None => Vec::new(),
                 }
             }
+            Ok(ChatEvent::ToolCall { call }) => {
+                if let Some((_, calls)) = &mut self.held_calls {
+                    calls.push(call);
+                    return Vec::new();
+                }
+                let d = self.rules.check_tool_calls(std::slice::from_ref(&call));
+                if d.needs_review() {
+                    self.held_calls = Some((d, vec![call]));
+                    return Vec::new();
+                }
+                vec![Ok(ChatEvent::ToolCall { call })]
+            }
             Ok(ChatEvent::Finished {
-                finish_reason,
+                mut finish_reason,
                 mut meta,
             }) => {
                 self.done = true;
                 let mut out = Vec::new();
+                if let Some((Decision::NeedsReview { rule, reason }, calls)) =
+                    self.held_calls.take()
+                {
+                    // The text (checked or not) gives way to the safe reply.
+                    let text = format!("{}{}", self.released, std::mem::take(&mut self.buffer));
+                    out.push(Ok(ChatEvent::TextDelta {
+                        text: self.rules.safe_reply(&text).to_owned(),
+                    }));
+                    self.held = None;
+                    self.rules
+                        .hold(
+                            &rule,
+                            &reason,
+                            Some(Capability::Chat),
+                            Some(&meta.provider),
+                            &self.ctx,
+                            HeldContent::ToolCalls { calls },
+                        )
+                        .await;
+                    meta.decision = Decision::NeedsReview { rule, reason };
+                    finish_reason = FinishReason::Stop;
+                    out.push(Ok(ChatEvent::Finished {
+                        finish_reason,
+                        meta,
+                    }));
+                    return out;
+                }
                 if self.held.is_none() {
                     let rest = std::mem::take(&mut self.buffer);
                     if let Some(t) = self.check(rest) {

@@ -635,6 +635,85 @@ async fn held_replies_are_replaced_before_the_caller_sees_them_streamed_or_not()
 }
 
 #[tokio::test]
+async fn tool_calls_over_their_limit_are_withheld_streamed_or_not() {
+    let sink = Arc::new(MemoryReviewSink::new());
+    let cfg: ThresholdsConfig = toml::from_str("[tools.issue_refund]\namount = 100\n").unwrap();
+    cfg.validate("profiles.t.thresholds").unwrap();
+    let rules = Arc::new(Thresholds::new(cfg, Some(sink.clone())).unwrap());
+    let p = ScriptedProvider::new("p");
+    let client = Client::builder("t")
+        .thresholds(rules.clone())
+        .route(
+            Capability::Chat,
+            vec![("p".into(), Arc::new(p.clone()) as _)],
+        )
+        .unwrap()
+        .build();
+    let chat = client.chat_model().unwrap();
+    let refund = Tool::new(
+        "issue_refund",
+        "Refund an order",
+        serde_json::json!({"type": "object", "properties": {"amount": {"type": "string"}},
+                           "required": ["amount"]}),
+    );
+    let ask = |text: &str| {
+        ChatRequest::new(vec![Message::user(text)])
+            .with_tool(refund.clone())
+            .with_tool_choice(ToolChoice::Tool("issue_refund".into()))
+    };
+    // Within the limit: the call goes through, streamed or not.
+    let ok = chat.chat(ask("refund 40 please")).await.unwrap();
+    assert_eq!(ok.tool_calls.len(), 1);
+    assert_eq!(ok.meta.decision, Decision::Automatic);
+    let s = collect_stream(chat.chat_stream(ask("refund 40 please")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(s.tool_calls.len(), 1);
+    assert!(sink.items().is_empty());
+    // Above it: no call reaches the app; the safe reply and a decision do.
+    let held = chat.chat(ask("refund 250 please")).await.unwrap();
+    assert!(held.tool_calls.is_empty());
+    assert_eq!(held.finish_reason, FinishReason::Stop);
+    assert_eq!(held.text, rules.safe_reply(""));
+    assert!(matches!(&held.meta.decision,
+        Decision::NeedsReview { rule, reason }
+            if rule == "tools.issue_refund.amount" && reason.contains("250") && reason.contains("100")));
+    let mut st = chat.chat_stream(ask("refund 250 please")).await.unwrap();
+    let (mut text, mut calls, mut decision) = (String::new(), 0, None);
+    while let Some(ev) = st.next().await {
+        match ev.unwrap() {
+            ChatEvent::TextDelta { text: t } => text.push_str(&t),
+            ChatEvent::ToolCall { .. } => calls += 1,
+            ChatEvent::Finished {
+                finish_reason,
+                meta,
+            } => {
+                assert_eq!(finish_reason, FinishReason::Stop);
+                decision = Some(meta.decision);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(calls, 0);
+    assert_eq!(text, rules.safe_reply(""));
+    assert_eq!(decision.as_ref(), Some(&held.meta.decision));
+    let items = sink.items();
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| matches!(&i.content,
+        HeldContent::ToolCalls { calls } if calls.len() == 1 && calls[0].arguments.contains("250"))));
+    // Not a number: held too. Bad config names the key.
+    let d = rules.check_tool_calls(&[ToolCall::new("c", "issue_refund", r#"{"amount": "all"}"#)]);
+    assert!(d.needs_review());
+    let bad: ThresholdsConfig = toml::from_str("[tools.issue_refund]\n\"a..b\" = 1\n").unwrap();
+    let e = bad.validate("profiles.t.thresholds").unwrap_err();
+    assert!(
+        e.message()
+            .contains("profiles.t.thresholds.tools.issue_refund.a..b"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn forecast_jumps_and_large_reorders_are_held() {
     let r = rig(CONFIG).await;
     let f = r.client.forecaster().unwrap();
