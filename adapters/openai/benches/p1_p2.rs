@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use merchant_ai::layers::{CacheConfig, LayerSettings, ProviderLayers};
+use merchant_ai::layers::observe::{ObserveConfig, Observer};
+use merchant_ai::layers::{CacheConfig, LayerSettings, PrivacyPolicy, ProviderLayers};
+use merchant_ai::pricing::PricingTable;
 use merchant_ai::{Capability, ChatEvent, ChatModel, ChatRequest, Client, Message, Provider};
 use merchant_ai_openai::{OpenAiConfig, OpenAiProvider};
 use serde_json::{Value, json};
@@ -578,9 +580,22 @@ async fn run(addr: std::net::SocketAddr) -> Value {
         Ok(p) => Arc::new(p),
         Err(e) => fail(&format!("adapter: {e}")),
     };
+    // The full stack as a profile built from config gets it by default: the privacy gate
+    // (redaction for a provider outside the process) and the observe layer (spans, cost).
+    let observer = match Observer::from_config(
+        &ObserveConfig::default(),
+        PricingTable::default(),
+        None,
+        None,
+    ) {
+        Ok(o) => Arc::new(o),
+        Err(e) => fail(&format!("observer: {e}")),
+    };
     let client = match Client::builder("bench")
         .layers(ProviderLayers::new("mock", &LayerSettings::default()))
         .cache(CacheConfig::default())
+        .privacy(PrivacyPolicy::default())
+        .observe(observer)
         .route(Capability::Chat, vec![("mock".into(), provider)])
     {
         Ok(b) => b.build(),
