@@ -1172,6 +1172,27 @@ impl Thresholds {
         d
     }
 
+    /// Sends a chat output to review when `decision` holds it.
+    async fn hold_chat(
+        &self,
+        decision: &Decision,
+        provider: &str,
+        ctx: &RequestContext,
+        content: HeldContent,
+    ) {
+        if let Decision::NeedsReview { rule, reason } = decision {
+            self.hold(
+                rule,
+                reason,
+                Some(Capability::Chat),
+                Some(provider),
+                ctx,
+                content,
+            )
+            .await;
+        }
+    }
+
     async fn hold(
         &self,
         rule: &str,
@@ -1274,38 +1295,25 @@ impl ChatModel for ThresholdLayer<dyn ChatModel> {
         let ctx = req.ctx.clone();
         let mut resp = self.inner.chat(req).await?;
         let tools = self.rules.check_tool_calls(&resp.tool_calls);
-        if let Decision::NeedsReview { rule, reason } = &tools {
+        let (d, content) = if tools.needs_review() {
+            // No call reaches the app; the safe reply does.
             let calls = std::mem::take(&mut resp.tool_calls);
             resp.text = self.rules.safe_reply(&resp.text).to_owned();
             resp.finish_reason = FinishReason::Stop;
-            self.rules
-                .hold(
-                    rule,
-                    reason,
-                    Some(Capability::Chat),
-                    Some(&resp.meta.provider),
-                    &ctx,
-                    HeldContent::ToolCalls { calls },
-                )
-                .await;
-            resp.meta.decision = tools;
-            return Ok(resp);
-        }
-        let d = self.rules.check_chat(&resp.text);
-        if let Decision::NeedsReview { rule, reason } = &d {
-            let original = std::mem::take(&mut resp.text);
-            resp.text = self.rules.safe_reply(&original).to_owned();
-            self.rules
-                .hold(
-                    rule,
-                    reason,
-                    Some(Capability::Chat),
-                    Some(&resp.meta.provider),
-                    &ctx,
-                    HeldContent::ChatReply { text: original },
-                )
-                .await;
-        }
+            (tools, HeldContent::ToolCalls { calls })
+        } else {
+            let d = self.rules.check_chat(&resp.text);
+            let original = if d.needs_review() {
+                let safe = self.rules.safe_reply(&resp.text).to_owned();
+                std::mem::replace(&mut resp.text, safe)
+            } else {
+                String::new()
+            };
+            (d, HeldContent::ChatReply { text: original })
+        };
+        self.rules
+            .hold_chat(&d, &resp.meta.provider, &ctx, content)
+            .await;
         resp.meta.decision = d;
         Ok(resp)
     }
@@ -1445,17 +1453,16 @@ impl HoldState {
                         text: self.rules.safe_reply(&text).to_owned(),
                     }));
                     self.held = None;
+                    let d = Decision::NeedsReview { rule, reason };
                     self.rules
-                        .hold(
-                            &rule,
-                            &reason,
-                            Some(Capability::Chat),
-                            Some(&meta.provider),
+                        .hold_chat(
+                            &d,
+                            &meta.provider,
                             &self.ctx,
                             HeldContent::ToolCalls { calls },
                         )
                         .await;
-                    meta.decision = Decision::NeedsReview { rule, reason };
+                    meta.decision = d;
                     finish_reason = FinishReason::Stop;
                     out.push(Ok(ChatEvent::Finished {
                         finish_reason,
@@ -1470,20 +1477,18 @@ impl HoldState {
                     }
                 }
                 meta.decision = match self.held.take() {
-                    Some((Decision::NeedsReview { rule, reason }, whole)) => {
+                    Some((d, whole)) => {
                         self.rules
-                            .hold(
-                                &rule,
-                                &reason,
-                                Some(Capability::Chat),
-                                Some(&meta.provider),
+                            .hold_chat(
+                                &d,
+                                &meta.provider,
                                 &self.ctx,
                                 HeldContent::ChatReply { text: whole },
                             )
                             .await;
-                        Decision::NeedsReview { rule, reason }
+                        d
                     }
-                    _ => Decision::Automatic,
+                    None => Decision::Automatic,
                 };
                 out.push(Ok(ChatEvent::Finished {
                     finish_reason,
