@@ -71,6 +71,12 @@ impl Captured {
 }
 
 /// Captures every span (on close, with all its fields) and event at every level.
+/// Tests that capture logs run alone: a test running beside them on another thread can
+/// register a callsite while their thread-local subscriber is being consulted, and its fields
+/// then go missing from the capture (seen about one run in five). They take this lock to
+/// write, every other test to read.
+static LOGS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     let buf = Captured::default();
     let b2 = buf.clone();
@@ -226,6 +232,7 @@ fn series(id: &str, level: f64) -> Series {
 
 #[tokio::test]
 async fn a_whole_run_leaves_no_pii_or_key_in_audit_records_or_logs() {
+    let _logs = LOGS.write().await;
     let (logs, guard) = capture_logs();
     let r = rig(CONFIG).await;
     let c = &r.client;
@@ -379,6 +386,7 @@ async fn a_whole_run_leaves_no_pii_or_key_in_audit_records_or_logs() {
 
 #[tokio::test]
 async fn content_is_logged_only_when_the_profile_turns_it_on() {
+    let _logs = LOGS.write().await;
     let on = CONFIG.replace(
         "audit_queue = 1000",
         "audit_queue = 1000\nlog_content = true",
@@ -469,6 +477,7 @@ impl Provider for OneModel {
 
 #[tokio::test]
 async fn streamed_and_unstreamed_calls_record_the_same_cost() {
+    let _logs = LOGS.read().await;
     let pricing = PricingTable::new()
         .with_provider(
             "m",
@@ -549,8 +558,23 @@ fn chat_rules(release: StreamRelease) -> (Arc<Thresholds>, Arc<MemoryReviewSink>
     (Arc::new(t), sink)
 }
 
+/// A client whose chat runs through `rules` to a scripted provider.
+fn held_chat(rules: Arc<Thresholds>) -> (Arc<dyn ChatModel>, ScriptedProvider) {
+    let p = ScriptedProvider::new("p");
+    let client = Client::builder("t")
+        .thresholds(rules)
+        .route(
+            Capability::Chat,
+            vec![("p".into(), Arc::new(p.clone()) as _)],
+        )
+        .unwrap()
+        .build();
+    (client.chat_model().unwrap(), p)
+}
+
 #[tokio::test]
 async fn held_replies_are_replaced_before_the_caller_sees_them_streamed_or_not() {
+    let _logs = LOGS.read().await;
     // (reply, held rule)
     let table: &[(&str, Option<&str>)] = &[
         (
@@ -572,16 +596,7 @@ async fn held_replies_are_replaced_before_the_caller_sees_them_streamed_or_not()
     for release in [StreamRelease::Sentence, StreamRelease::End] {
         for (reply, rule) in table {
             let (rules, sink) = chat_rules(release);
-            let p = ScriptedProvider::new("p");
-            let client = Client::builder("t")
-                .thresholds(rules.clone())
-                .route(
-                    Capability::Chat,
-                    vec![("p".into(), Arc::new(p.clone()) as _)],
-                )
-                .unwrap()
-                .build();
-            let chat = client.chat_model().unwrap();
+            let (chat, p) = held_chat(rules.clone());
             let req = ChatRequest::new(vec![Message::user("hi")]);
             p.push_reply(*reply);
             p.push_reply(*reply);
@@ -636,20 +651,12 @@ async fn held_replies_are_replaced_before_the_caller_sees_them_streamed_or_not()
 
 #[tokio::test]
 async fn tool_calls_over_their_limit_are_withheld_streamed_or_not() {
+    let _logs = LOGS.read().await;
     let sink = Arc::new(MemoryReviewSink::new());
     let cfg: ThresholdsConfig = toml::from_str("[tools.issue_refund]\namount = 100\n").unwrap();
     cfg.validate("profiles.t.thresholds").unwrap();
     let rules = Arc::new(Thresholds::new(cfg, Some(sink.clone())).unwrap());
-    let p = ScriptedProvider::new("p");
-    let client = Client::builder("t")
-        .thresholds(rules.clone())
-        .route(
-            Capability::Chat,
-            vec![("p".into(), Arc::new(p.clone()) as _)],
-        )
-        .unwrap()
-        .build();
-    let chat = client.chat_model().unwrap();
+    let (chat, _) = held_chat(rules.clone());
     let refund = Tool::new(
         "issue_refund",
         "Refund an order",
@@ -715,6 +722,7 @@ async fn tool_calls_over_their_limit_are_withheld_streamed_or_not() {
 
 #[tokio::test]
 async fn forecast_jumps_and_large_reorders_are_held() {
+    let _logs = LOGS.read().await;
     let r = rig(CONFIG).await;
     let f = r.client.forecaster().unwrap();
     let calm = ForecastRequest::new(vec![series("calm", 10.0)], 7);
@@ -787,6 +795,7 @@ impl AuditSink for Broken {
 
 #[tokio::test]
 async fn a_failing_audit_sink_is_counted_and_never_fails_a_call() {
+    let _logs = LOGS.read().await;
     let metrics = Arc::new(InMemoryMetrics::new());
     let obs = Arc::new(
         Observer::new()
@@ -842,6 +851,7 @@ fn shadow_client(
 
 #[tokio::test]
 async fn shadow_traffic_never_changes_answers_and_records_agreement() {
+    let _logs = LOGS.read().await;
     let primary = ScriptedProvider::new("main");
     let plain = {
         let mut b = Client::builder("t");
@@ -1008,6 +1018,7 @@ async fn shadow_traffic_never_changes_answers_and_records_agreement() {
 
 #[tokio::test]
 async fn canary_serves_from_the_candidate_and_falls_back_to_the_route() {
+    let _logs = LOGS.read().await;
     let primary = ScriptedProvider::new("main");
     let candidate = ScriptedProvider::new("cand");
     let audit = Arc::new(MemoryAuditSink::new());
@@ -1071,6 +1082,7 @@ async fn canary_serves_from_the_candidate_and_falls_back_to_the_route() {
 
 #[tokio::test]
 async fn config_errors_name_the_key_path() {
+    let _logs = LOGS.read().await;
     let cases: &[(&str, &str, &str)] = &[
         (
             "audit_queue = 1000",
